@@ -1,0 +1,93 @@
+"""Named registries with provenance: every entry remembers which plugin registered it."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterator
+
+import attrs
+
+from ganzoo.errors import UserError
+
+KINDS = ("blocks", "losses", "normalizers", "schedules", "models", "datasets", "metrics")
+
+
+@attrs.frozen
+class Entry:
+    name: str
+    obj: Any
+    summary: str
+    plugin: str
+    distribution: str | None
+
+
+class RegistryError(UserError):
+    """A duplicate registration or a lookup of an unknown name."""
+
+
+class Registry:
+    """The entries of one kind ("losses", "blocks", ...), filled by plugins through their hooks."""
+
+    def __init__(self, kind: str, loader=None):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._loader = loader  # called once, before the first read, to load the plugins
+
+    def _ensure_loaded(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            loader()
+
+    def add(self, name: str, obj: Any, *, summary: str | None, plugin: str,
+            distribution: str | None) -> None:
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f"plugin {plugin!r} registered a {self.kind} entry with an empty or non-string name")
+        taken = self._entries.get(name)
+        if taken is not None:
+            raise RegistryError(
+                f"{self.kind} name {name!r} is registered twice: by plugin {taken.plugin!r} "
+                f"and by plugin {plugin!r}")
+        self._entries[name] = Entry(name, obj, summary or _first_doc_line(obj), plugin, distribution)
+
+    def owner(self, name: str) -> str | None:
+        """The plugin that registered `name`, without triggering plugin loading."""
+        entry = self._entries.get(name)
+        return entry.plugin if entry else None
+
+    def entry(self, name: str) -> Entry:
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(self._unknown_message(name)) from None
+
+    def get(self, name: str) -> Any:
+        return self.entry(name).obj
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def _unknown_message(self, name: str) -> str:
+        singular = self.kind[:-1] if self.kind.endswith("s") else self.kind
+        known = sorted(self._entries)
+        message = f"unknown {singular} {name!r}"
+        close = difflib.get_close_matches(str(name), known, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        return message + "; known: " + (", ".join(known) if known else "none registered")
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = getattr(obj, "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
