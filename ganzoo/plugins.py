@@ -58,7 +58,10 @@ class PluginState:
         self._loaded = True
         disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
         name, module_name = BUILTIN
-        self._register(PluginInfo(name, module_name), lambda: importlib.import_module(module_name))
+        from ganzoo import __version__
+
+        self._register(PluginInfo(name, module_name, "ganzoo", __version__),
+                       lambda: importlib.import_module(module_name))
         seen = {name}
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)

@@ -1,0 +1,146 @@
+"""The `ganzoo` command line. Exit codes: 0 success, 2 user error (one line, no traceback), 1 bug."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from rich.console import Console
+from rich.table import Table
+
+from ganzoo.errors import UserError
+from ganzoo.registry import KINDS
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own usage errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ganzoo", description="A plugin-style, modular GAN zoo for PyTorch.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="train from a recipe")
+    run.add_argument("recipe", help="path to a recipe .toml")
+    _add_set(run)
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the newest snapshot in run.out_dir")
+
+    lister = sub.add_parser("list", help="list plugins or a registry's entries")
+    lister.add_argument("kind", choices=("plugins",) + KINDS)
+
+    sample = sub.add_parser("sample", help="sample images from a checkpoint's EMA generator")
+    sample.add_argument("checkpoint")
+    sample.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    sample.add_argument("--out", required=True,
+                        help="a .png path gets one grid; any other path a folder of numbered PNGs")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+    data = sub.add_parser("data", help="look at a recipe's data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    preview = data_sub.add_parser("preview", help="write the real images exactly as D sees them")
+    preview.add_argument("recipe")
+    preview.add_argument("--n", type=int, default=64)
+    preview.add_argument("--out", required=True)
+    preview.add_argument("--resolution", type=int, default=None,
+                         help="a lower resolution of the growth schedule (default: the target)")
+    _add_set(preview)
+    return parser
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY.PATH=VALUE", help="override a recipe value (parsed as TOML)")
+
+
+def _version() -> str:
+    from ganzoo import __version__
+    return f"ganzoo {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        handler = {"run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data}
+        handler[args.command](args)
+        return 0
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+def _positive(value: int, flag: str) -> None:
+    if value < 1:
+        raise UserError(f"{flag} must be at least 1, got {value}")
+
+
+def cmd_run(args) -> None:
+    from ganzoo.engine.trainer import Trainer
+    from ganzoo.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    Trainer(recipe, resume=args.resume, console=console).run()
+
+
+def cmd_list(args) -> None:
+    from ganzoo.plugins import plugins, registry
+
+    if args.kind == "plugins":
+        table = Table(title="ganzoo plugins")
+        for column in ("plugin", "status", "distribution", "module", "registers"):
+            table.add_column(column)
+        for info in plugins():
+            dist = f"{info.distribution} {info.version}" if info.distribution else "-"
+            status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
+                info.status, f"[red]broken[/]: {info.error}")
+            counts = ", ".join(f"{n} {k}" for k, n in info.counts.items() if n) or "-"
+            table.add_row(info.name, status, dist, info.module, counts)
+        console.print(table)
+        return
+    table = Table(title=f"ganzoo {args.kind}")
+    for column in ("name", "plugin", "distribution", "summary"):
+        table.add_column(column)
+    for entry in registry(args.kind).entries():
+        table.add_row(entry.name, entry.plugin, entry.distribution or "-", entry.summary)
+    console.print(table)
+
+
+def cmd_sample(args) -> None:
+    from ganzoo.engine.sampling import sample_checkpoint
+
+    _positive(args.n, "--n")
+    paths = sample_checkpoint(args.checkpoint, n=args.n, out=args.out, seed=args.seed,
+                              device=args.device)
+    console.print(f"wrote {args.n} samples to '{args.out}'" + (
+        "" if len(paths) == 1 else f" ({len(paths)} files)"))
+
+
+def cmd_data(args) -> None:
+    from ganzoo.data.preview import preview_batch
+    from ganzoo.engine.build import build_dataset
+    from ganzoo.engine.images import write_images
+    from ganzoo.recipe import load_recipe
+
+    _positive(args.n, "--n")
+    recipe = load_recipe(args.recipe, args.overrides)
+    dataset = build_dataset(recipe.data)
+    resolution = args.resolution or dataset.resolution
+    if resolution > dataset.resolution or resolution < 1 or dataset.resolution % resolution:
+        raise UserError(f"--resolution {resolution} is not a power-of-two fraction of the "
+                        f"dataset's {dataset.resolution}")
+    write_images(preview_batch(dataset, recipe, args.n, resolution), args.out)
+    console.print(f"wrote {args.n} real images at {resolution}px to '{args.out}'")
+

@@ -1,0 +1,1 @@
+"""The training engine: building a run from a recipe, the loop, EMA, schedules, checkpoints."""

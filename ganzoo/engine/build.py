@@ -1,0 +1,115 @@
+"""Building a run's components from a recipe. Each component receives only its own table."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import attrs
+import torch
+
+from ganzoo.errors import UserError
+from ganzoo.model import GANModel
+from ganzoo.plugins import registry
+from ganzoo.recipe import DataConfig, LossConfig, OptimizerConfig, Recipe
+
+
+def construct(kind: str, name: str, params: dict, table: str, **supplied: Any) -> Any:
+    """Build registered entry `name` from its recipe table `params` plus engine-supplied keywords.
+
+    Keys the constructor does not take are UserErrors naming the key and the table.
+    """
+    factory = registry(kind).get(name)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None and not any(
+            p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        accepted = [n for n, p in signature.parameters.items()
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in supplied]
+        for key in params:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, accepted, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise UserError(f"unknown key '{key}' in {table} for {kind[:-1]} '{name}'{hint}; "
+                                f"known: {', '.join(accepted) or 'none'}")
+        supplied = {k: v for k, v in supplied.items() if k in signature.parameters}
+        missing = [n for n, p in signature.parameters.items()
+                   if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                   and n not in params and n not in supplied]
+        if missing:
+            raise UserError(f"{table} for {kind[:-1]} '{name}' needs '{missing[0]}'")
+    try:
+        return factory(**params, **supplied)
+    except UserError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{table} for {kind[:-1]} '{name}': {exc}") from None
+
+
+def build_dataset(config: DataConfig):
+    return construct("datasets", config.dataset, config.params, "[data]")
+
+
+def build_model(recipe: Recipe, label_dim: int) -> GANModel:
+    model = construct("models", recipe.model.name, recipe.model.params, "[model]",
+                      resolution=recipe.data.resolution, channels=3, label_dim=label_dim)
+    if not isinstance(model, GANModel):
+        raise UserError(f"model family '{recipe.model.name}' did not return a ganzoo.GANModel")
+    return model
+
+
+@attrs.frozen
+class LossTerm:
+    name: str  # the name logged: the loss name, made unique when a recipe repeats one
+    weight: float
+    term: Any
+
+    def discriminator_loss(self, ctx):
+        fn = getattr(self.term, "discriminator_loss", None)
+        return fn(ctx) if fn is not None else None
+
+    def generator_loss(self, ctx):
+        fn = getattr(self.term, "generator_loss", None)
+        return fn(ctx) if fn is not None else None
+
+
+def build_losses(configs: list[LossConfig]) -> list[LossTerm]:
+    terms, seen = [], {}
+    for index, config in enumerate(configs):
+        term = construct("losses", config.name, config.params, f"[[losses]] #{index + 1}")
+        if not (hasattr(term, "discriminator_loss") or hasattr(term, "generator_loss")):
+            raise UserError(f"loss '{config.name}' has neither discriminator_loss nor generator_loss")
+        seen[config.name] = seen.get(config.name, 0) + 1
+        label = config.name if seen[config.name] == 1 else f"{config.name}_{seen[config.name]}"
+        terms.append(LossTerm(label, config.weight, term))
+    return terms
+
+
+def build_schedule(recipe: Recipe):
+    return construct("schedules", recipe.schedule.name, recipe.schedule.params, "[schedule]",
+                     resolution=recipe.data.resolution, batch_size=recipe.train.batch_size)
+
+
+def build_optimizer(config: OptimizerConfig, params) -> torch.optim.Optimizer:
+    if config.name == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.eps,
+                                weight_decay=config.weight_decay)
+    if config.name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, eps=config.eps,
+                                 weight_decay=config.weight_decay)
+    if config.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, alpha=config.alpha, eps=config.eps,
+                                   momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("run.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

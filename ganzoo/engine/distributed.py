@@ -1,0 +1,54 @@
+"""torchrun / DistributedDataParallel support: rank, world size, and who writes files."""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+import torch
+import torch.distributed as dist
+
+
+@attrs.frozen
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes files and draws progress."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def init(device_kind: str) -> Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    info = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_kind == "cuda":
+        torch.cuda.set_device(info.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return info
+
+
+def device_for(info: Dist, device: torch.device) -> torch.device:
+    return torch.device("cuda", info.local_rank) if device.type == "cuda" else device
+
+
+def all_reduce_mean(values: torch.Tensor, info: Dist) -> torch.Tensor:
+    if info.enabled:
+        dist.all_reduce(values)
+        values /= info.world
+    return values
+
+
+def barrier(info: Dist) -> None:
+    if info.enabled:
+        dist.barrier()

@@ -1,0 +1,152 @@
+"""The DCGAN generator and discriminator (Radford, Metz & Chintala, ICLR 2016).
+
+Every layer is looked up by name in the core's registries, so a recipe can swap the
+convolutions (`conv`, `conv_transpose`) or the normalizers (`normalizer`, `d_normalizer`).
+"""
+
+from __future__ import annotations
+
+import ganzoo
+import torch
+from torch import nn
+
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
+LEAK = 0.2  # LeakyReLU slope in D (paper, section 3)
+# Activations are not in-place: a swapped-in normalizer may save its output for backward.
+INIT_STD = 0.02
+
+# Normalizers that subtract a per-channel mean make a preceding conv bias redundant.
+_MEAN_SUBTRACTING = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def _norm_and_bias(normalizer: str, num_features: int) -> tuple[nn.Module, bool]:
+    norm = ganzoo.make_normalizer(normalizer, num_features)
+    return norm, not isinstance(norm, _MEAN_SUBTRACTING)
+
+
+def _channels(resolution: int, size: int, base_channels: int, max_channels: int) -> int:
+    """Feature maps at spatial `size`: `base_channels` at resolution/2, doubling towards 4x4."""
+    return min(base_channels * (resolution // (2 * size)), max_channels)
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, latent_dim) -> images (N, channels, R, R) in [-1, 1] by strided transposed convs."""
+
+    def __init__(self, *, resolution: int, channels: int, label_dim: int, latent_dim: int,
+                 base_channels: int, max_channels: int, normalizer: str, conv_transpose: str):
+        super().__init__()
+        self.resolution, self.label_dim, self.latent_dim = resolution, label_dim, latent_dim
+        deconv = ganzoo.registry("blocks").get(conv_transpose)
+        layers: list[nn.Module] = []
+        size, in_ch = 1, latent_dim
+        while size < resolution // 2:
+            # 1x1 -> 4x4 (the paper's "project and reshape"), then doubling up to R/2.
+            stride, padding = (1, 0) if size == 1 else (2, 1)
+            size = 4 if size == 1 else size * 2
+            out_ch = _channels(resolution, size, base_channels, max_channels)
+            norm, bias = _norm_and_bias(normalizer, out_ch)
+            layers += [deconv(in_ch, out_ch, 4, stride, padding, bias=bias), norm, nn.ReLU()]
+            in_ch = out_ch
+        # The output layer has no normalizer (paper, section 3).
+        layers += [deconv(in_ch, channels, 4, 2, 1, bias=True), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        # `labels` is accepted for the engine's calling convention; DCGAN is unconditional.
+        return self.net(z.reshape(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (N, channels, R, R) -> scores (N,) (logits) by strided convs and LeakyReLU."""
+
+    def __init__(self, *, resolution: int, channels: int, label_dim: int, base_channels: int,
+                 max_channels: int, normalizer: str, conv: str):
+        super().__init__()
+        self.resolution, self.label_dim = resolution, label_dim
+        conv_cls = ganzoo.registry("blocks").get(conv)
+        layers: list[nn.Module] = []
+        size, in_ch = resolution, channels
+        while size > 4:
+            size //= 2
+            out_ch = _channels(resolution, size, base_channels, max_channels)
+            if not layers:
+                # The input layer has no normalizer (paper, section 3).
+                norm, bias = nn.Identity(), True
+            else:
+                norm, bias = _norm_and_bias(normalizer, out_ch)
+            layers += [conv_cls(in_ch, out_ch, 4, 2, 1, bias=bias), norm,
+                       nn.LeakyReLU(LEAK)]
+            in_ch = out_ch
+        layers.append(conv_cls(in_ch, 1, 4, 1, 0, bias=True))  # 4x4 valid -> one logit
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(images).reshape(images.shape[0])
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """Radford et al. 2016, section 4: weights ~ N(0, 0.02); BatchNorm scales ~ N(1, 0.02).
+
+    Only plain torch layers are re-initialized: a swapped-in block (e.g. an equalized-lr conv)
+    keeps the init its own scheme depends on.
+    """
+    for m in module.modules():
+        if type(m) in (nn.Conv2d, nn.ConvTranspose2d, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, INIT_STD)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            nn.init.normal_(m.weight, 1.0, INIT_STD)  # centred on 1: a zero scale would mute the layer
+            nn.init.zeros_(m.bias)
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ganzoo.UserError(f"dcgan: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_resolution(resolution) -> int:
+    ok = (isinstance(resolution, int) and not isinstance(resolution, bool)
+          and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION and resolution & (resolution - 1) == 0)
+    if not ok:
+        raise ganzoo.UserError(f"dcgan: resolution must be a power of two from {MIN_RESOLUTION} "
+                               f"to {MAX_RESOLUTION}, got {resolution!r}")
+    return resolution
+
+
+def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, latent_dim: int = 100,
+                base_channels: int = 64, max_channels: int = 512, normalizer: str = "batch",
+                d_normalizer: str | None = None, conv: str = "conv2d",
+                conv_transpose: str = "conv_transpose2d") -> ganzoo.GANModel:
+    """DCGAN (Radford et al. 2016): all-convolutional G and D with BatchNorm, any 32-256 px.
+
+    `base_channels` is the width of G's last hidden layer (and D's first), doubling towards
+    4x4 up to `max_channels`; at 64 px with the defaults G runs 512-256-128-64 as in the paper.
+    `d_normalizer` defaults to `normalizer`; D's input layer and G's output layer are never
+    normalized. `label_dim` is stored but not used yet (DCGAN is unconditional).
+    """
+    _check_resolution(resolution)
+    _positive_int("channels", channels)
+    _positive_int("label_dim", label_dim, minimum=0)
+    _positive_int("latent_dim", latent_dim)
+    _positive_int("base_channels", base_channels)
+    _positive_int("max_channels", max_channels)
+    for name, value in (("normalizer", normalizer), ("conv", conv),
+                        ("conv_transpose", conv_transpose)):
+        if not isinstance(value, str):
+            raise ganzoo.UserError(f"dcgan: {name} must be a registered name (a string), got {value!r}")
+    if d_normalizer is not None and not isinstance(d_normalizer, str):
+        raise ganzoo.UserError(f"dcgan: d_normalizer must be a registered name (a string), "
+                               f"got {d_normalizer!r}")
+    generator = DCGANGenerator(resolution=resolution, channels=channels, label_dim=label_dim,
+                               latent_dim=latent_dim, base_channels=base_channels,
+                               max_channels=max_channels, normalizer=normalizer,
+                               conv_transpose=conv_transpose)
+    discriminator = DCGANDiscriminator(resolution=resolution, channels=channels,
+                                       label_dim=label_dim, base_channels=base_channels,
+                                       max_channels=max_channels,
+                                       normalizer=d_normalizer or normalizer, conv=conv)
+    init_dcgan_weights(generator)
+    init_dcgan_weights(discriminator)
+    return ganzoo.GANModel(generator, discriminator, latent_dim)
