@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ganzoo.errors import UserError
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         handler[args.command](args)
         return 0
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

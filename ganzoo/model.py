@@ -26,9 +26,13 @@ class GANModel:
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int
+    prior: str = attrs.field(default="normal", validator=attrs.validators.in_(("normal", "uniform")))
 
     def sample_latents(self, n: int, *, generator: torch.Generator | None = None,
                        device: torch.device | str = "cpu") -> torch.Tensor:
+        """z ~ N(0, I), or U(-1, 1) for families that sample a uniform prior (DCGAN)."""
+        if self.prior == "uniform":
+            return torch.rand(n, self.latent_dim, generator=generator, device=device) * 2 - 1
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
 

@@ -14,6 +14,12 @@ from ganzoo.engine import checkpoint
 from ganzoo.errors import UserError
 
 
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def rng_tensors() -> tuple[dict[str, torch.Tensor], str]:
     """Every random generator the run may draw from, so a resumed run draws the same numbers."""
     tensors = {"rng/torch": torch.get_rng_state()}

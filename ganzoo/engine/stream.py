@@ -94,7 +94,9 @@ class RealStream:
         self._config = (resolution, batch_size)
         view = Mirrored(self.dataset.at_resolution(resolution))
         plan = _BatchPlan(self.order, self.cursor, batch_size, self.rank, self.world)
+        # The loader's own generator keeps worker seeding off the global RNG, which training uses.
         loader = DataLoader(view, batch_sampler=plan, num_workers=self.workers,
+                            generator=torch.Generator().manual_seed(self.order.seed),
                             pin_memory=self.pin_memory, persistent_workers=False,
                             prefetch_factor=4 if self.workers else None)
         self._iterator = iter(loader)

@@ -9,6 +9,7 @@ bit-for-bit.
 from __future__ import annotations
 
 import json
+import os
 import math
 import time
 from contextlib import nullcontext
@@ -23,7 +24,7 @@ from ganzoo.engine import build, checkpoint, distributed
 from ganzoo.engine.ema import EMA
 from ganzoo.engine.images import make_grid, save_png, to_uint8
 from ganzoo.engine.progress import MetricsLog, ProgressBar
-from ganzoo.engine.state import load_weights, restore_rng, rng_tensors, versions
+from ganzoo.engine.state import load_weights, restore_rng, rng_tensors, seed_everything, versions
 from ganzoo.engine.stream import Cursor, RealStream
 from ganzoo.errors import UserError
 from ganzoo.model import set_growth
@@ -53,7 +54,7 @@ class Trainer:
         self.device = distributed.device_for(self.dist, device)
         self.resume_from = self._find_resume_point(resume)
 
-        torch.manual_seed(recipe.run.seed + self.dist.rank)  # seeds are per rank
+        seed_everything(recipe.run.seed + self.dist.rank)  # seeds are per rank
         self.dataset = build.build_dataset(recipe.data)
         self.model = build.build_model(recipe, self.dataset.label_dim)
         self.losses = build.build_losses(recipe.losses)
@@ -72,7 +73,7 @@ class Trainer:
 
         workers = recipe.data.workers
         if workers < 0:  # in-memory datasets need no workers
-            workers = 0 if getattr(self.dataset, "in_memory", False) else 4
+            workers = 0 if getattr(self.dataset, "in_memory", False) else min(4, os.cpu_count() or 1)
         self.stream = RealStream(self.dataset, seed=recipe.run.seed, mirror=recipe.data.mirror,
                                  workers=workers, rank=self.dist.rank, world=self.dist.world,
                                  pin_memory=self.device.type == "cuda")
@@ -329,7 +330,7 @@ class Trainer:
         if self.dist.is_main:
             restore_rng(tensors, meta["rng"])
         else:  # only rank 0's generators are stored; the others continue from a derived seed
-            torch.manual_seed(self.recipe.run.seed + self.dist.rank + self.images)
+            seed_everything(self.recipe.run.seed + self.dist.rank + self.images)
 
 
 def _crossed(before: int, after: int, interval_kimg: float) -> bool:

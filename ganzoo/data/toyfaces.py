@@ -1,0 +1,394 @@
+"""`toyfaces`: procedurally drawn cartoon faces with CelebA-style binary attributes; no download.
+
+Choices worth knowing:
+
+- Every image is a pure function of (seed, index, attributes, resolution), byte-identical on
+  every machine: parameters come from raw PCG64 draws keyed by SeedSequence((seed, index,
+  stream)) (the bit stream is stable across numpy versions, unlike `Generator` methods), and
+  per-pixel math uses only + - * / sqrt, abs, min/max and comparisons in float64, all exactly
+  rounded by IEEE 754. No float reductions whose order could depend on SIMD width.
+- Identity (stream 0: face shape, skin, feature placement, background, shirt) and attributes
+  (stream 1) are independent, so `render(i, other_attributes)` is the ground truth for
+  attribute translation. Attributes only change hair, beard, wrinkles, mouth and glasses.
+- Anti-aliasing is analytic: each shape is a signed distance d and covers a pixel by
+  clip(0.5 - d / pixel), strokes thinner than a pixel are drawn one pixel wide and faded.
+  Below 32px we also supersample, so tiny features keep their true area.
+- Faces are drawn in batches (numpy arrays (N, H, W)); small features only inside a window
+  around them. All images of a dataset are drawn once, into an .npy under
+  $GANZOO_CACHE/toyfaces/ (default ~/.cache/ganzoo) written atomically and read with mmap.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganzoo.data.base import ImageDataset, downsample_uint8
+from ganzoo.errors import UserError
+
+__all__ = ["ATTRIBUTES", "RENDER_VERSION", "ToyFaces"]
+
+ATTRIBUTES = ("black_hair", "blond_hair", "brown_hair", "male", "young", "smiling", "eyeglasses")
+HAIR_COLOURS = ATTRIBUTES[:3]
+RENDER_VERSION = 1  # bump on any change to the pixels: it keys the disk cache
+
+_HAIR_RGB = np.array([[42, 36, 34], [236, 200, 112], [118, 70, 36]], np.float64)
+_SILVER = np.array([214, 214, 220], np.float64)
+_SKIN = np.array([[255, 226, 200], [226, 174, 128], [118, 78, 52]], np.float64)
+_IRIS = np.array([[92, 56, 30], [60, 110, 170], [70, 120, 70], [40, 32, 28]], np.float64)
+_WINDOWS = True  # draw small features in windows (tests switch it off to check it is exact)
+
+
+def _draws(seed: int, index: int, stream: int, k: int) -> np.ndarray:
+    return np.random.PCG64(np.random.SeedSequence((seed, index, stream))).random_raw(k)
+
+
+def _attribute_rows(seed: int, indices) -> np.ndarray:
+    """(N, 7) int64 0/1 attributes: hair colour uniform over three, the rest fair coins."""
+    out = np.zeros((len(indices), len(ATTRIBUTES)), np.int64)
+    for row, index in enumerate(indices):
+        bits = [int(b) for b in _draws(seed, index, 1, 5)]
+        out[row, ((bits[0] >> 32) * 3) >> 32] = 1
+        out[row, 3:] = [b >> 63 for b in bits[1:]]
+    return out
+
+
+def _identity(seed: int, indices) -> dict:
+    """Per-identity parameters as (N, 1, 1) arrays, colours as (3, N, 1, 1)."""
+    u = np.stack([(_draws(seed, i, 0, 24) >> np.uint64(11)) * 2.0**-53 for i in indices])
+    u = u.T[:, :, None, None]  # (24, N, 1, 1)
+    p = {"fcx": -0.04 + 0.08 * u[0], "fcy": 0.0 + 0.06 * u[1],
+         "fa": 0.42 + 0.08 * u[2], "fb": 0.54 + 0.08 * u[3], "taper": 0.08 + 0.16 * u[4]}
+    t = 2 * u[5]  # skin: light -> medium -> dark, then a small warm/cool shift
+    lo = np.where(t < 1, _SKIN[0][:, None, None, None], _SKIN[1][:, None, None, None])
+    hi = np.where(t < 1, _SKIN[1][:, None, None, None], _SKIN[2][:, None, None, None])
+    f = np.where(t < 1, t, t - 1)
+    p["skin"] = (lo + f * (hi - lo)) * (1 + (u[6] - 0.5) * np.array([0.06, 0, -0.06])[:, None, None, None])
+    p["eye_y"] = p["fcy"] + p["fb"] * (-0.22 + 0.12 * u[7])
+    p["eye_dx"] = p["fa"] * (0.36 + 0.08 * u[8])
+    p["eye_r"] = 0.056 + 0.016 * u[9]
+    p["iris"] = _IRIS[np.minimum((u[10] * 4).astype(np.int64), 3)[:, 0, 0]].T[:, :, None, None]
+    p["brow"] = 0.04 + 0.03 * u[11]
+    p["nose_y"] = p["fcy"] + p["fb"] * (0.18 + 0.1 * u[12])
+    p["nose_r"] = 0.035 + 0.02 * u[13]
+    p["mouth_y"] = p["fcy"] + p["fb"] * (0.50 + 0.08 * u[14])
+    p["mouth_w"] = p["fa"] * (0.26 + 0.1 * u[15])
+    p["bg"] = 135 + 110 * u[16:19]
+    p["shirt"] = 30 + 190 * u[19:22]
+    p["volume"] = 0.04 + 0.06 * u[22]
+    p["shade"] = 0.9 + 0.2 * u[23]
+    return p
+
+
+# Signed distances (negative inside) in frame units: the frame spans [-1, 1], y points down.
+def _ellipse(x, y, cx, cy, a, b):
+    u, v = (x - cx) / a, (y - cy) / b
+    g = np.sqrt((u / a) * (u / a) + (v / b) * (v / b))
+    return (u * u + v * v - 1) / np.maximum(2 * g, 1e-9)  # (q - 1) / |grad q|: exact at the edge
+
+
+def _box(x, y, cx, cy, hx, hy, r):
+    qx, qy = np.abs(x - cx) - hx + r, np.abs(y - cy) - hy + r
+    ox, oy = np.maximum(qx, 0), np.maximum(qy, 0)
+    return np.sqrt(ox * ox + oy * oy) + np.minimum(np.maximum(qx, qy), 0) - r
+
+
+def _arc(x, y, cx, cy, hw, k, t):
+    """Stroke of width t along y = cy + k (x - cx)^2 for |x - cx| <= hw."""
+    dx = x - cx
+    slope = 2 * k * dx
+    return np.maximum(np.abs(y - cy - k * dx * dx) / np.sqrt(1 + slope * slope) - t / 2,
+                      np.abs(dx) - hw)
+
+
+def _segment(x, y, ax, ay, bx, by, t):
+    ex, ey = bx - ax, by - ay
+    px, py = x - ax, y - ay
+    h = np.clip((px * ex + py * ey) / (ex * ex + ey * ey), 0, 1)
+    qx, qy = px - h * ex, py - h * ey
+    return np.sqrt(qx * qx + qy * qy) - t / 2
+
+
+class _Canvas:
+    """Float64 RGB planes (3, N, R, R) painted back to front with coverage alpha."""
+
+    def __init__(self, background, res: int):
+        self.res, self.px = res, 2.0 / res
+        coords = (np.arange(res, dtype=np.float64) * 2 + 1 - res) / res  # pixel centres
+        self.x, self.y = coords[None, None, :], coords[None, :, None]
+        self.img = np.broadcast_to(background, (*background.shape[:2], res, res)).copy()
+
+    def window(self, x0, x1, y0, y1):
+        """Coordinates and slices of the pixels within a box (plus 3 pixels) of frame units."""
+        if not _WINDOWS:
+            return self.x, self.y, (slice(None),) * 3
+        lo = lambda v: max(0, int(np.floor((float(v) + 1) / self.px)) - 3)
+        hi = lambda v: min(self.res, int(np.ceil((float(v) + 1) / self.px)) + 3)
+        cs, rs = slice(lo(np.min(x0)), hi(np.max(x1))), slice(lo(np.min(y0)), hi(np.max(y1)))
+        return self.x[:, :, cs], self.y[:, rs, :], (slice(None), rs, cs)
+
+    def paint(self, d, colour, opacity=1.0, win=(slice(None),) * 3):
+        alpha = np.clip(0.5 - d / self.px, 0, 1) * opacity
+        for c in range(3):
+            region = self.img[c][win]
+            region += alpha * (colour[c] - region)
+
+    def stroke(self, shape, t, colour, opacity=1.0, win=(slice(None),) * 3):
+        """shape(width) -> distance; sub-pixel strokes are drawn 1px wide, faded to their area."""
+        wide = np.maximum(t, self.px)
+        self.paint(shape(wide), colour, opacity * t / wide, win)
+
+    def uint8(self, ss: int) -> np.ndarray:
+        img, acc = self.img, 0.0
+        for i in range(ss):  # box-average ss x ss subpixels in a fixed order
+            for j in range(ss):
+                acc = acc + img[:, :, i::ss, j::ss]
+        out = np.rint(np.clip(acc / (ss * ss), 0, 255)).astype(np.uint8)
+        return out.transpose(1, 0, 2, 3)  # (N, 3, R, R)
+
+
+def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
+    """uint8 (N, 3, res, res) faces for identity parameters p and (N, 7) attributes."""
+    ss = max(1, 32 // res)
+    cv = _Canvas(p["bg"], res * ss)
+    x, y = cv.x, cv.y
+    a = attrs.astype(np.float64).T[:, :, None, None]
+    male, young, smile, glasses = a[3], a[4], a[5], a[6]
+    female, old = 1 - male, 1 - young
+    hair = _HAIR_RGB[np.argmax(attrs[:, :3], axis=1)].T[:, :, None, None] * p["shade"]
+    hair = np.minimum(hair + 0.55 * old * (_SILVER[:, None, None, None] - hair), 255)
+    skin = p["skin"]
+    fcx, fcy, fa, fb, vol = p["fcx"], p["fcy"], p["fa"], p["fb"], p["volume"]
+
+    # Body and back hair: shoulders, long hair (female), neck, ears.
+    cv.paint(_ellipse(x, y, 0.5 * fcx, 1.28, 0.92, 0.5), p["shirt"])
+    cv.paint(_box(x, y, fcx, fcy + 0.45 * fb, fa + 0.1 + 0.5 * vol, 1.02 * fb, 0.22), hair, female)
+    cv.paint(_box(x, y, fcx, fcy + fb + 0.15, 0.4 * fa, 0.3, 0.06), skin * 0.84)
+    for side in (-1, 1):
+        cv.paint(_ellipse(x, y, fcx + side * 0.97 * fa, p["eye_y"] + 0.1, 0.07, 0.11), skin * 0.9)
+    # Face: an ellipse narrowing towards the chin by `taper`.
+    v = (y - fcy) / fb
+    cv.paint(_ellipse(x, y, fcx, fcy, fa * (1 - p["taper"] * np.maximum(v, 0)), fb), skin)
+
+    # Lower face: stubble (male), smile lines (old), nose, mouth.
+    xl, yl, wl = cv.window(fcx - fa, fcx + fa, p["nose_y"] - 0.12, fcy + fb)
+    chin = _ellipse(xl, yl, fcx, fcy, fa * (1 - p["taper"] * np.maximum((yl - fcy) / fb, 0)), fb)
+    beard = hair * 0.55 + skin * 0.45
+    dxl = xl - fcx  # beard: the face below a line rising from under the nose to the sideburns
+    cv.paint(np.maximum(chin, p["nose_y"] + 0.04 - 1.2 * dxl * dxl - yl), beard, 0.75 * male, wl)
+    my, mw, nr = p["mouth_y"], p["mouth_w"], p["nose_r"]
+    for side in (-1, 1):
+        cv.stroke(lambda t: _segment(xl, yl, fcx + side * (0.6 * mw + 0.07), p["nose_y"] + 0.01,
+                                     fcx + side * (mw + 0.04), my + 0.01, t),
+                  0.018, skin * 0.65, old, wl)
+    cv.paint(_ellipse(xl, yl, fcx, p["nose_y"], nr, 0.7 * nr), skin * 0.78, 0.8, wl)
+    lips = skin * 0.55 + np.array([200, 70, 80])[:, None, None, None] * 0.45
+    # Smiling: an open crescent, corners lifted, teeth on top. Else: closed, flat lips.
+    s = (xl - fcx) / mw
+    s = s * s
+    top, bottom = my - 0.05 * s, my + 0.1 - 0.15 * s
+    mouth = np.maximum(np.maximum(top - yl, yl - bottom), np.abs(xl - fcx) - mw)
+    cv.paint(mouth - 0.015, lips, smile, wl)
+    cv.paint(mouth, np.array([90, 20, 30])[:, None, None, None], smile, wl)
+    cv.paint(np.maximum(mouth, yl - top - 0.035), np.array([245, 245, 240])[:, None, None, None],
+             smile, wl)
+    cv.paint(_ellipse(xl, yl, fcx, my + 0.02, 0.9 * mw, 0.03), lips, 1 - smile, wl)
+    cv.stroke(lambda t: _arc(xl, yl, fcx, my + 0.02, 0.85 * mw, 0.0, t), 0.014,
+              skin * 0.35, 1 - smile, wl)
+
+    # Eyes, brows, forehead lines (old) and glasses, in a band around the eyes.
+    ey, er, edx = p["eye_y"], p["eye_r"], p["eye_dx"]
+    ring = 1.3 * er + 0.035
+    xe, ye, we = cv.window(fcx - fa - 0.05, fcx + fa + 0.05, ey - 0.4, ey + ring + 0.05)
+    dark = np.array([22, 20, 26])[:, None, None, None]
+    for side in (-1, 1):
+        ex = fcx + side * edx
+        cv.paint(_ellipse(xe, ye, ex, ey, 1.3 * er, 0.85 * er), np.full((3, 1, 1, 1), 250.0), 1, we)
+        cv.paint(_ellipse(xe, ye, ex, ey, 0.62 * er, 0.62 * er), p["iris"], 1, we)
+        cv.paint(_ellipse(xe, ye, ex, ey, 0.32 * er, 0.32 * er), dark, 1, we)
+        cv.stroke(lambda t: _arc(xe, ye, ex, ey + 1.05 * er, 0.9 * er, 4.0, t), 0.014,
+                  skin * 0.6, old, we)
+        cv.stroke(lambda t: _arc(xe, ye, ex, ey - er - p["brow"], 1.35 * er, 2.5, t),
+                  0.028 + 0.018 * male, hair * 0.7, 1, we)
+    for k in (0.13, 0.2):
+        cv.stroke(lambda t: _arc(xe, ye, fcx, ey - er - p["brow"] - k, 0.45 * fa, 0.6, t), 0.014,
+                  skin * 0.6, old, we)
+
+    # Front hair: a cap above a hairline curving down at the sides (sideburns); female hair is
+    # fuller, with a lower fringe and locks framing the face.
+    xh, yh, wh = cv.window(fcx - fa - 0.3, fcx + fa + 0.3, fcy - fb - 0.3, fcy + 0.6 * fb)
+    dx = xh - fcx
+    margin = 0.03 + 0.3 * vol + female * (0.05 + 0.3 * vol)
+    cap = _ellipse(xh, yh, fcx, fcy - 0.5 * vol, fa + margin, fb + 1.5 * vol)
+    line = yh - (fcy - fb * (0.56 - 0.12 * female) + (1.3 - 0.3 * female) * dx * dx)
+    locks = np.maximum(np.maximum(cap, 0.8 * fa - np.abs(dx)), yh - fcy - 0.45 * fb)
+    cv.paint(np.minimum(np.maximum(cap, line), np.where(female > 0, locks, 1.0)), hair, 1, wh)
+
+    # Glasses: round dark frames, faint lenses, bridge and temples.
+    for side in (-1, 1):
+        ex = fcx + side * edx
+        lens = _ellipse(xe, ye, ex, ey, ring, ring)
+        cv.paint(lens, np.full((3, 1, 1, 1), 225.0), 0.25 * glasses, we)
+        cv.stroke(lambda t: np.abs(lens) - t / 2, 0.04, dark, glasses, we)
+        mid = (fa + 0.02 + edx + ring) / 2
+        cv.stroke(lambda t: _arc(xe, ye, fcx + side * mid, ey - 0.2 * er, mid - edx - ring, 0, t),
+                  0.03, dark, glasses, we)
+    cv.stroke(lambda t: _arc(xe, ye, fcx, ey - 0.2 * er, edx - ring + 0.01, 0, t), 0.035, dark,
+              glasses, we)
+    return cv.uint8(ss)
+
+
+def _power_of_two(value, lo: int, hi: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or value > hi \
+            or value & (value - 1):
+        raise UserError(f"toyfaces: {what} must be a power of two from {lo} to {hi}, got {value!r}")
+    return value
+
+
+class ToyFaces(ImageDataset):
+    """`size` cartoon faces at `resolution`, labelled with `attributes` (default: all seven)."""
+
+    def __init__(self, resolution: int = 32, size: int = 10000, seed: int = 0,
+                 attributes: list[str] | None = None):
+        self.resolution = _power_of_two(resolution, 8, 1024, "resolution")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise UserError(f"toyfaces: size must be a whole number >= 1, got {size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise UserError(f"toyfaces: seed must be a whole number >= 0, got {seed!r}")
+        if attributes is None:
+            attributes = list(ATTRIBUTES)
+        if isinstance(attributes, str) or not isinstance(attributes, (list, tuple)):
+            raise UserError(f"toyfaces: attributes must be a list of names, got {attributes!r}")
+        for name in attributes:
+            if name not in ATTRIBUTES:
+                raise UserError(f"toyfaces: unknown attribute {name!r}; "
+                                f"known: {', '.join(ATTRIBUTES)}")
+        if len(set(attributes)) != len(attributes):
+            raise UserError(f"toyfaces: attributes lists a name twice: {list(attributes)}")
+        self.size, self.seed = size, seed
+        self.attribute_names = list(attributes)
+        self._images: np.ndarray | None = None
+        self._labels: torch.Tensor | None = None
+        self._lower: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def cache_path(self) -> Path:
+        root = os.environ.get("GANZOO_CACHE") or os.path.join("~", ".cache", "ganzoo")
+        name = f"v{RENDER_VERSION}-seed{self.seed}-n{self.size}-r{self.resolution}.npy"
+        return Path(root).expanduser() / "toyfaces" / name
+
+    @property
+    def images(self) -> np.ndarray:
+        """uint8 (size, 3, R, R): every image, drawn (or read from the disk cache) on first use."""
+        if self._images is None:
+            self._images = self._load_or_draw()
+        return self._images
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """float32 (size, label_dim) 0/1 labels in `attribute_names` order."""
+        if self._labels is None:
+            rows = _attribute_rows(self.seed, range(self.size))
+            cols = [ATTRIBUTES.index(n) for n in self.attribute_names]
+            self._labels = torch.from_numpy(rows[:, cols].astype(np.float32))
+        return self._labels
+
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(np.array(self.images[index])), self.labels[index].clone()
+
+    def load_at(self, index: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if resolution == self.resolution:
+            return self.load(index)
+        if resolution not in self._lower:  # 2x2 box-filter everything once per resolution
+            if resolution < 1 or resolution > self.resolution or self.resolution % resolution:
+                raise ValueError(f"cannot view a {self.resolution}px dataset at {resolution}px")
+            chunks = [downsample_uint8(torch.from_numpy(np.array(self.images[i:i + 256])).flatten(0, 1),
+                                       resolution) for i in range(0, self.size, 256)]
+            self._lower[resolution] = torch.cat(chunks).view(self.size, 3, resolution, resolution)
+        return self._lower[resolution][index].clone(), self.labels[index].clone()
+
+    def identity_attributes(self, index: int) -> dict[str, int]:
+        """The attributes identity `index` is drawn with (any index >= 0, not only < size)."""
+        row = _attribute_rows(self.seed, [self._index(index)])[0]
+        return {name: int(v) for name, v in zip(ATTRIBUTES, row)}
+
+    def render(self, index: int, attributes: dict[str, int] | None = None,
+               resolution: int | None = None) -> np.ndarray:
+        """uint8 (H, W, 3): identity `index` drawn with `attributes` (missing ones: its own).
+
+        Naming any hair colour replaces the whole hair choice (unnamed ones count as 0), so
+        {"blond_hair": 1} suffices to make a face blond.
+        """
+        res = self.resolution if resolution is None else _power_of_two(resolution, 8, 1024,
+                                                                        "resolution")
+        index = self._index(index)
+        attrs = self.identity_attributes(index)
+        given = dict(attributes or {})
+        for name, value in given.items():
+            if name not in ATTRIBUTES:
+                raise UserError(f"toyfaces: unknown attribute {name!r}; known: {', '.join(ATTRIBUTES)}")
+            if value not in (0, 1):
+                raise UserError(f"toyfaces: attribute {name} must be 0 or 1, got {value!r}")
+        if any(name in given for name in HAIR_COLOURS):
+            attrs.update({name: 0 for name in HAIR_COLOURS})
+        attrs.update({name: int(value) for name, value in given.items()})
+        if sum(attrs[name] for name in HAIR_COLOURS) != 1:
+            raise UserError(f"toyfaces: exactly one of {', '.join(HAIR_COLOURS)} must be 1, got "
+                            f"{ {n: attrs[n] for n in HAIR_COLOURS} }")
+        row = np.array([[attrs[name] for name in ATTRIBUTES]])
+        return _draw(_identity(self.seed, [index]), row, res)[0].transpose(1, 2, 0).copy()
+
+    @staticmethod
+    def _index(index) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+            raise UserError(f"toyfaces: identity index must be a whole number >= 0, got {index!r}")
+        return int(index)
+
+    def _draw_into(self, out: np.ndarray) -> None:
+        chunk = max(1, 2**17 // (self.resolution * max(1, 32 // self.resolution)) ** 2)
+        for start in range(0, self.size, chunk):
+            idx = range(start, min(self.size, start + chunk))
+            out[start:start + len(idx)] = _draw(_identity(self.seed, idx),
+                                                _attribute_rows(self.seed, idx), self.resolution)
+
+    def _load_or_draw(self) -> np.ndarray:
+        path, shape = self.cache_path, (self.size, 3, self.resolution, self.resolution)
+        try:
+            cached = np.load(path, mmap_mode="r")
+            if cached.shape == shape and cached.dtype == np.uint8:
+                return cached
+        except (OSError, ValueError):
+            pass
+        tmp = None
+        try:  # draw straight into a temp file, then rename: readers never see a partial file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+            os.close(fd)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            self._draw_into(out)
+            out.flush()
+            del out
+            os.replace(tmp, path)
+            tmp = None
+            return np.load(path, mmap_mode="r")
+        except OSError:  # unwritable cache: keep the images in memory only
+            out = np.empty(shape, np.uint8)
+            self._draw_into(out)
+            return out
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
+
+    def __getstate__(self):
+        # DataLoader workers re-open the mmap instead of receiving a pickled copy of every image.
+        state = dict(self.__dict__, _lower={})
+        if isinstance(self._images, np.memmap):
+            state["_images"] = None
+        return state
