@@ -79,13 +79,18 @@ class Registry:
         return iter(self.names())
 
     def _unknown_message(self, name: str) -> str:
-        singular = self.kind[:-1] if self.kind.endswith("s") else self.kind
+        singular = singular_kind(self.kind)
         known = sorted(self._entries)
         message = f"unknown {singular} {name!r}"
         close = difflib.get_close_matches(str(name), known, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
         return message + "; known: " + (", ".join(known) if known else "none registered")
+
+
+def singular_kind(kind: str) -> str:
+    """'losses' -> 'loss', 'models' -> 'model': for messages."""
+    return kind[:-2] if kind.endswith("sses") else kind.rstrip("s")
 
 
 def _first_doc_line(obj: Any) -> str:

@@ -12,6 +12,7 @@ import torch
 from ganzoo.errors import UserError
 from ganzoo.model import GANModel
 from ganzoo.plugins import registry
+from ganzoo.registry import singular_kind
 from ganzoo.recipe import DataConfig, LossConfig, OptimizerConfig, Recipe
 
 
@@ -33,20 +34,20 @@ def construct(kind: str, name: str, params: dict, table: str, **supplied: Any) -
             if key not in accepted:
                 close = difflib.get_close_matches(key, accepted, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise UserError(f"unknown key '{key}' in {table} for {kind[:-1]} '{name}'{hint}; "
+                raise UserError(f"unknown key '{key}' in {table} for {singular_kind(kind)} '{name}'{hint}; "
                                 f"known: {', '.join(accepted) or 'none'}")
         supplied = {k: v for k, v in supplied.items() if k in signature.parameters}
         missing = [n for n, p in signature.parameters.items()
                    if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
                    and n not in params and n not in supplied]
         if missing:
-            raise UserError(f"{table} for {kind[:-1]} '{name}' needs '{missing[0]}'")
+            raise UserError(f"{table} for {singular_kind(kind)} '{name}' needs '{missing[0]}'")
     try:
         return factory(**params, **supplied)
     except UserError:
         raise
     except (TypeError, ValueError) as exc:
-        raise UserError(f"{table} for {kind[:-1]} '{name}': {exc}") from None
+        raise UserError(f"{table} for {singular_kind(kind)} '{name}': {exc}") from None
 
 
 def build_dataset(config: DataConfig):

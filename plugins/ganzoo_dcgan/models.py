@@ -149,4 +149,5 @@ def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, laten
                                        normalizer=d_normalizer or normalizer, conv=conv)
     init_dcgan_weights(generator)
     init_dcgan_weights(discriminator)
-    return ganzoo.GANModel(generator, discriminator, latent_dim)
+    # z is drawn from a uniform distribution (paper, section 3: "a 100 dimensional uniform distribution Z").
+    return ganzoo.GANModel(generator, discriminator, latent_dim, prior="uniform")
