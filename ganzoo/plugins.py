@@ -63,7 +63,10 @@ class PluginState:
         self._register(PluginInfo(name, module_name, "ganzoo", __version__),
                        lambda: importlib.import_module(module_name))
         seen = {name}
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # First-party plugins first: a third party cannot take their names.
+        first_party = lambda ep: getattr(getattr(ep, "dist", None), "name", None) == "ganzoo"  # noqa: E731
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP),
+                         key=lambda e: (not first_party(e), e.name)):
             dist = getattr(ep, "dist", None)
             info = PluginInfo(ep.name, ep.value, dist.name if dist else None,
                               dist.version if dist else None)
@@ -107,6 +110,8 @@ class PluginState:
 
 def _stager(items: list):
     def register(name: str, obj: Any, *, summary: str | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f"entry names must be non-empty strings, got {name!r}")
         items.append((name, obj, summary))
     return register
 

@@ -32,13 +32,18 @@ def _one_of(kind: str):
 
 
 def _positive(instance, attribute, value):
-    if value <= 0:
+    if not value > 0:  # written so that NaN fails too
         raise UserError(f"{attribute.name} must be positive, got {value!r}")
 
 
 def _non_negative(instance, attribute, value):
-    if value < 0:
+    if not value >= 0:
         raise UserError(f"{attribute.name} must not be negative, got {value!r}")
+
+
+def _at_least_minus_one(instance, attribute, value):
+    if value < -1:
+        raise UserError(f"{attribute.name} must be -1 (automatic) or a count of processes, got {value!r}")
 
 
 def _unit_interval(instance, attribute, value):
@@ -58,7 +63,7 @@ class RunConfig:
 class DataConfig:
     dataset: str = "toyfaces"
     mirror: bool = False  # horizontal flips, decided per sample by the deterministic sampler
-    workers: int = attrs.field(default=-1, validator=attrs.validators.ge(-1))  # -1: automatic
+    workers: int = attrs.field(default=-1, validator=_at_least_minus_one)  # -1: automatic
     params: dict = attrs.Factory(dict)  # the dataset's own keys (resolution, root, ...)
 
     @property
@@ -339,7 +344,12 @@ def _key(key) -> str:
 
 def _string(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped) + '"'
+    return '"' + "".join(c if c.isprintable() else _escape(c) for c in escaped) + '"'
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _value(value) -> str:

@@ -37,10 +37,14 @@ HAIR_COLOURS = ATTRIBUTES[:3]
 RENDER_VERSION = 1  # bump on any change to the pixels: it keys the disk cache
 
 _HAIR_RGB = np.array([[42, 36, 34], [236, 200, 112], [118, 70, 36]], np.float64)
-_SILVER = np.array([214, 214, 220], np.float64)
-_SKIN = np.array([[255, 226, 200], [226, 174, 128], [118, 78, 52]], np.float64)
+_SILVER = np.array([214, 214, 220], np.float64)[:, None, None, None]
+_SKIN = np.array([[255, 226, 200], [226, 174, 128], [118, 78, 52]], float)[..., None, None, None]
 _IRIS = np.array([[92, 56, 30], [60, 110, 170], [70, 120, 70], [40, 32, 28]], np.float64)
 _WINDOWS = True  # draw small features in windows (tests switch it off to check it is exact)
+
+
+def _rgb(r, g, b) -> np.ndarray:
+    return np.array([r, g, b], np.float64)[:, None, None, None]  # broadcasts as (3, N, 1, 1)
 
 
 def _draws(seed: int, index: int, stream: int, k: int) -> np.ndarray:
@@ -61,13 +65,12 @@ def _identity(seed: int, indices) -> dict:
     """Per-identity parameters as (N, 1, 1) arrays, colours as (3, N, 1, 1)."""
     u = np.stack([(_draws(seed, i, 0, 24) >> np.uint64(11)) * 2.0**-53 for i in indices])
     u = u.T[:, :, None, None]  # (24, N, 1, 1)
-    p = {"fcx": -0.04 + 0.08 * u[0], "fcy": 0.0 + 0.06 * u[1],
+    p = {"fcx": -0.04 + 0.08 * u[0], "fcy": 0.06 * u[1],
          "fa": 0.42 + 0.08 * u[2], "fb": 0.54 + 0.08 * u[3], "taper": 0.08 + 0.16 * u[4]}
     t = 2 * u[5]  # skin: light -> medium -> dark, then a small warm/cool shift
-    lo = np.where(t < 1, _SKIN[0][:, None, None, None], _SKIN[1][:, None, None, None])
-    hi = np.where(t < 1, _SKIN[1][:, None, None, None], _SKIN[2][:, None, None, None])
+    lo, hi = np.where(t < 1, _SKIN[0], _SKIN[1]), np.where(t < 1, _SKIN[1], _SKIN[2])
     f = np.where(t < 1, t, t - 1)
-    p["skin"] = (lo + f * (hi - lo)) * (1 + (u[6] - 0.5) * np.array([0.06, 0, -0.06])[:, None, None, None])
+    p["skin"] = (lo + f * (hi - lo)) * (1 + (u[6] - 0.5) * _rgb(0.06, 0, -0.06))
     p["eye_y"] = p["fcy"] + p["fb"] * (-0.22 + 0.12 * u[7])
     p["eye_dx"] = p["fa"] * (0.36 + 0.08 * u[8])
     p["eye_r"] = 0.056 + 0.016 * u[9]
@@ -160,7 +163,7 @@ def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
     male, young, smile, glasses = a[3], a[4], a[5], a[6]
     female, old = 1 - male, 1 - young
     hair = _HAIR_RGB[np.argmax(attrs[:, :3], axis=1)].T[:, :, None, None] * p["shade"]
-    hair = np.minimum(hair + 0.5 * old * (_SILVER[:, None, None, None] - hair), 255)
+    hair = np.minimum(hair + 0.5 * old * (_SILVER - hair), 255)
     skin = p["skin"]
     fcx, fcy, fa, fb, vol = p["fcx"], p["fcy"], p["fa"], p["fb"], p["volume"]
 
@@ -186,16 +189,15 @@ def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
                                      fcx + side * (mw + 0.04), my + 0.01, t),
                   0.018, skin * 0.65, old, wl)
     cv.paint(_ellipse(xl, yl, fcx, p["nose_y"], nr, 0.7 * nr), skin * 0.78, 0.8, wl)
-    lips = skin * 0.55 + np.array([200, 70, 80])[:, None, None, None] * 0.45
+    lips = skin * 0.55 + _rgb(200, 70, 80) * 0.45
     # Smiling: an open crescent, corners lifted, teeth on top. Else: closed, flat lips.
     s = (xl - fcx) / mw
     s = s * s
     top, bottom = my - 0.05 * s, my + 0.12 - 0.17 * s
     mouth = np.maximum(np.maximum(top - yl, yl - bottom), np.abs(xl - fcx) - mw)
     cv.paint(mouth - 0.015, lips, smile, wl)
-    cv.paint(mouth, np.array([90, 20, 30])[:, None, None, None], smile, wl)
-    cv.paint(np.maximum(mouth, yl - top - 0.035), np.array([245, 245, 240])[:, None, None, None],
-             smile, wl)
+    cv.paint(mouth, _rgb(90, 20, 30), smile, wl)
+    cv.paint(np.maximum(mouth, yl - top - 0.035), _rgb(245, 245, 240), smile, wl)
     cv.paint(_ellipse(xl, yl, fcx, my + 0.02, 0.9 * mw, 0.03), lips, 1 - smile, wl)
     cv.stroke(lambda t: _arc(xl, yl, fcx, my + 0.02, 0.85 * mw, 0.0, t), 0.014,
               skin * 0.35, 1 - smile, wl)
@@ -204,10 +206,10 @@ def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
     ey, er, edx = p["eye_y"], p["eye_r"], p["eye_dx"]
     ring = 1.3 * er + 0.035
     xe, ye, we = cv.window(fcx - fa - 0.05, fcx + fa + 0.05, ey - 0.4, ey + ring + 0.05)
-    dark = np.array([22, 20, 26])[:, None, None, None]
+    dark = _rgb(22, 20, 26)
     for side in (-1, 1):
         ex = fcx + side * edx
-        cv.paint(_ellipse(xe, ye, ex, ey, 1.3 * er, 0.85 * er), np.full((3, 1, 1, 1), 250.0), 1, we)
+        cv.paint(_ellipse(xe, ye, ex, ey, 1.3 * er, 0.85 * er), _rgb(250, 250, 250), 1, we)
         cv.paint(_ellipse(xe, ye, ex, ey, 0.62 * er, 0.62 * er), p["iris"], 1, we)
         cv.paint(_ellipse(xe, ye, ex, ey, 0.32 * er, 0.32 * er), dark, 1, we)
         cv.stroke(lambda t: _arc(xe, ye, ex, ey + 1.05 * er, 0.9 * er, 4.0, t), 0.014,
@@ -232,7 +234,7 @@ def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
     for side in (-1, 1):
         ex = fcx + side * edx
         lens = _ellipse(xe, ye, ex, ey, ring, ring)
-        cv.paint(lens, np.full((3, 1, 1, 1), 225.0), 0.25 * glasses, we)
+        cv.paint(lens, _rgb(225, 225, 225), 0.25 * glasses, we)
         cv.stroke(lambda t: np.abs(lens) - t / 2, 0.04, dark, glasses, we)
         mid = (fa + 0.02 + edx + ring) / 2
         cv.stroke(lambda t: _arc(xe, ye, fcx + side * mid, ey - 0.2 * er, mid - edx - ring, 0, t),
@@ -323,7 +325,8 @@ class ToyFaces(ImageDataset):
                 raise ValueError(f"cannot view a {self.resolution}px dataset at {resolution}px")
             step = max(1, 2**20 // self.resolution**2)
             self._lower[resolution] = torch.from_numpy(np.concatenate(
-                [_box_down(self.images[i:i + step], resolution) for i in range(0, self.size, step)]))
+                [_box_down(self.images[i:i + step], resolution)
+                 for i in range(0, self.size, step)]))
         return self._lower[resolution][index].clone(), self.labels[index].clone()
 
     def identity_attributes(self, index: int) -> dict[str, int]:
@@ -345,7 +348,8 @@ class ToyFaces(ImageDataset):
         given = dict(attributes or {})
         for name, value in given.items():
             if name not in ATTRIBUTES:
-                raise UserError(f"toyfaces: unknown attribute {name!r}; known: {', '.join(ATTRIBUTES)}")
+                raise UserError(f"toyfaces: unknown attribute {name!r}; "
+                                f"known: {', '.join(ATTRIBUTES)}")
             if value not in (0, 1):
                 raise UserError(f"toyfaces: attribute {name} must be 0 or 1, got {value!r}")
         if any(name in given for name in HAIR_COLOURS):
@@ -384,6 +388,9 @@ class ToyFaces(ImageDataset):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
             os.close(fd)
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            if hasattr(os, "posix_fallocate"):  # a full disk fails here, not as SIGBUS later
+                with open(tmp, "r+b") as f:
+                    os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
             self._draw_into(out)
             out.flush()
             del out

@@ -64,7 +64,8 @@ def test_two_instances_and_another_process_agree(tmp_path, monkeypatch):
     assert a.tobytes() == b.tobytes()
     code = ("import hashlib, numpy as np; from ganzoo.data.toyfaces import ToyFaces; "
             "ds = ToyFaces(resolution=32, size=4); "
-            "print(hashlib.sha256(np.stack([ds.render(i) for i in range(4)]).tobytes()).hexdigest())")
+            "images = np.stack([ds.render(i) for i in range(4)]); "
+            "print(hashlib.sha256(images.tobytes()).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True, env=dict(os.environ, GANZOO_CACHE=str(tmp_path / "sub")))
     assert out.stdout.strip() == GOLDEN[32]
@@ -104,7 +105,8 @@ def test_every_resolution(resolution):
     if resolution > 8:
         small, small_labels = ds.load_at(1, resolution // 4)
         assert torch.equal(small, downsample_uint8(image, resolution // 4))
-        assert torch.equal(ds.at_resolution(resolution // 2)[1][0], downsample_uint8(image, resolution // 2))
+        half = ds.at_resolution(resolution // 2)[1][0]
+        assert torch.equal(half, downsample_uint8(image, resolution // 2))
         assert torch.equal(small_labels, labels)
 
 
@@ -179,7 +181,8 @@ def test_every_attribute_is_visible_to_a_linear_classifier(faces2000):
     mean, std = x[:1500].mean(0), x[:1500].std(0) + 1e-3
     x = (x - mean) / std
     train, test = x[:1500], x[1500:]
-    coef = torch.linalg.solve(train @ train.T + 100 * torch.eye(1500, dtype=torch.float64), y[:1500])
+    ridge = 100 * torch.eye(1500, dtype=torch.float64)
+    coef = torch.linalg.solve(train @ train.T + ridge, y[:1500])  # dual form: 1500 x 1500
     accuracy = (((test @ train.T) @ coef > 0) == (y[1500:] > 0)).double().mean(0)
     for name, acc in zip(ATTRIBUTES, accuracy.tolist()):
         assert acc > 0.9, (name, acc)
