@@ -5,7 +5,9 @@ own [model] table as keyword arguments plus three the engine supplies:
 `resolution` (the target image size), `channels` (3) and `label_dim` (0 when unconditional).
 It returns a GANModel.
 
-- `generator(z, labels=None)` returns images in [-1, 1] at the current resolution.
+- `generator(z, labels=None)` returns images in [-1, 1] at the current resolution; a family
+  that translates images (StarGAN) sets `translates=True` and its generator takes
+  `(images, target_labels)` instead of latents.
 - `discriminator(images, labels=None)` returns scores of shape (N,), or a tuple
   (scores, class_logits) when it has an auxiliary classification head.
 - A network that grows implements `set_growth(resolution: int, alpha: float)`; the engine calls
@@ -25,7 +27,8 @@ from torch import nn
 class GANModel:
     generator: nn.Module
     discriminator: nn.Module
-    latent_dim: int
+    latent_dim: int = 0
+    translates: bool = False  # G maps (real images, target labels) to images
     prior: str = attrs.field(default="normal", validator=attrs.validators.in_(("normal", "uniform")))
 
     def sample_latents(self, n: int, *, generator: torch.Generator | None = None,
@@ -34,6 +37,24 @@ class GANModel:
         if self.prior == "uniform":
             return torch.rand(n, self.latent_dim, generator=generator, device=device) * 2 - 1
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+
+def apply_attributes(labels: torch.Tensor, names: list[str], requested: dict[str, float],
+                     groups: list[list[str]] = ()) -> torch.Tensor:
+    """Labels with the requested attributes set; setting one attribute of an exclusive group
+    (e.g. hair colours) to 1 clears the others of that group."""
+    labels = labels.clone()
+    for name, value in requested.items():
+        if name not in names:
+            from ganzoo.errors import UserError
+            raise UserError(f"unknown attribute {name!r}; this model knows: {', '.join(names) or 'none'}")
+        if value:
+            for group in groups:
+                if name in group:
+                    for other in group:
+                        labels[:, names.index(other)] = 0.0
+        labels[:, names.index(name)] = float(value)
+    return labels
 
 
 def split_critic_output(output) -> tuple[torch.Tensor, torch.Tensor | None]:

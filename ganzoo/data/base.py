@@ -12,6 +12,7 @@ class ImageDataset(Dataset):
 
     resolution: int
     attribute_names: list[str] = []
+    attribute_groups: list[list[str]] = []  # exclusive (one-hot) groups, e.g. hair colours
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -44,6 +45,7 @@ class _ResolutionView(ImageDataset):
     def __init__(self, base: ImageDataset, resolution: int):
         self.base, self.resolution = base, resolution
         self.attribute_names = base.attribute_names
+        self.attribute_groups = base.attribute_groups
 
     def __len__(self) -> int:
         return len(self.base)

@@ -266,6 +266,8 @@ def _power_of_two(value, lo: int, hi: int, what: str) -> int:
 class ToyFaces(ImageDataset):
     """`size` cartoon faces at `resolution`, labelled with `attributes` (default: all seven)."""
 
+    in_memory = True  # one cached array: DataLoader workers would only add overhead
+
     def __init__(self, resolution: int = 32, size: int = 10000, seed: int = 0,
                  attributes: list[str] | None = None):
         self.resolution = _power_of_two(resolution, 8, 1024, "resolution")
@@ -285,6 +287,8 @@ class ToyFaces(ImageDataset):
             raise UserError(f"toyfaces: attributes lists a name twice: {list(attributes)}")
         self.size, self.seed = size, seed
         self.attribute_names = list(attributes)
+        hair = [name for name in attributes if name in HAIR_COLOURS]
+        self.attribute_groups = [hair] if len(hair) > 1 else []
         self._images: np.ndarray | None = None
         self._labels: torch.Tensor | None = None
         self._lower: dict[int, torch.Tensor] = {}

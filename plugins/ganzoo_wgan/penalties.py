@@ -1,0 +1,70 @@
+"""Lipschitz constraints on a Wasserstein critic: weight clipping (WGAN) and the gradient penalty (WGAN-GP)."""
+
+from __future__ import annotations
+
+import ganzoo
+import torch
+from torch import nn
+
+from ganzoo_wgan._params import number
+
+
+class WeightClip:
+    """Weight clipping (Arjovsky et al. 2017, Algorithm 1): every critic parameter into [-clip, clip].
+
+    Applied after each discriminator optimizer step, as in Algorithm 1 (c = 0.01). Every
+    parameter is clipped, BatchNorm scales and biases included (as the paper's code does);
+    buffers such as running statistics are not. The term adds nothing to either objective
+    (its `discriminator_loss` returns None), so pair it with `wasserstein`.
+    """
+
+    def __init__(self, clip: float = 0.01):
+        self.clip = number("weight_clip", "clip", clip, minimum=0.0, strictly=True)
+
+    def discriminator_loss(self, ctx: ganzoo.LossContext) -> None:
+        return None  # a constraint, not an objective: the engine skips terms that return None
+
+    @torch.no_grad()
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        net = getattr(discriminator, "module", discriminator)  # DistributedDataParallel
+        net = getattr(net, "_orig_mod", net)  # torch.compile wrapper: same parameters
+        for p in net.parameters():
+            p.clamp_(-self.clip, self.clip)
+
+
+class GradientPenalty:
+    """Gradient penalty (Gulrajani et al. 2017, Algorithm 1): lambda_gp * E[(||grad D(x_hat)||_2 - target)^2].
+
+    x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample, a random point on
+    the segment between a real image and a fake one. The norm is taken in float32 over all
+    non-batch dimensions. Paper defaults: lambda_gp = 10, target = 1; the recipe's `weight`
+    multiplies on top of `lambda_gp` (keep weight = 1 to get the paper's lambda). With
+    target != 1 (ProGAN's CIFAR-10 setting, gamma = 750) ProGAN also divides by target^2:
+    set lambda_gp accordingly. Discriminator only; neither real nor fake receives gradients.
+
+    Uses a double backward (torch.autograd.grad with create_graph=True through D), so the
+    critic must run eagerly: TorchInductor (torch.compile) has no double backward. The critic
+    must not use BatchNorm (the penalty is per sample; the paper suggests layer normalization).
+    """
+
+    def __init__(self, lambda_gp: float = 10.0, target: float = 1.0):
+        self.lambda_gp = number("gradient_penalty", "lambda_gp", lambda_gp, minimum=0.0)
+        self.target = number("gradient_penalty", "target", target, minimum=0.0)
+
+    def discriminator_loss(self, ctx: ganzoo.LossContext) -> torch.Tensor:
+        real, fake = ctx.real.detach(), ctx.fake.detach()
+        if real.shape != fake.shape:
+            raise ganzoo.UserError(
+                f"gradient_penalty: real and fake batches must have the same shape to "
+                f"interpolate, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device,
+                         dtype=real.dtype)
+        x_hat = torch.lerp(fake, real, eps).requires_grad_(True)  # eps * real + (1 - eps) * fake
+        with torch.enable_grad():
+            scores = ctx.critic(x_hat)
+            (grad,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True,
+                                          allow_unused=True)
+        if grad is None:  # a critic that ignores its input has zero gradient everywhere
+            grad = torch.zeros_like(x_hat)
+        norm = grad.float().flatten(1).norm(2, dim=1)
+        return self.lambda_gp * (norm - self.target).square().mean()
