@@ -43,6 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a .png path gets one grid; any other path a folder of numbered PNGs")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sample.add_argument("--attr", action="append", default=[], metavar="NAME=0|1",
+                        help="requested attribute of a conditional model (repeatable)")
+
+    translate = sub.add_parser("translate", help="translate images with an image-translation model")
+    translate.add_argument("checkpoint")
+    translate.add_argument("images", nargs="+")
+    translate.add_argument("--set-attr", dest="attrs", action="append", default=[],
+                           metavar="NAME=0|1", help="target attribute (repeatable)")
+    translate.add_argument("--out", required=True,
+                           help="folder for the translated images and grid.png (every attribute change)")
+    translate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+    evaluate = sub.add_parser("eval", help="evaluate a checkpoint with registered metrics")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--metric", dest="metrics", action="append", required=True,
+                          help="a registered metric (repeatable); see `ganzoo list metrics`")
+    evaluate.add_argument("--data", default=None, help="data folder (overrides data.root)")
+    evaluate.add_argument("--num-images", type=int, default=None)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(evaluate)
 
     data = sub.add_parser("data", help="look at a recipe's data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -69,7 +91,8 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        handler = {"run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data}
+        handler = {"run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data,
+                   "translate": cmd_translate, "eval": cmd_eval}
         handler[args.command](args)
         return 0
     except UserError as exc:
@@ -120,13 +143,48 @@ def cmd_list(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from ganzoo.engine.sampling import sample_checkpoint
+    from ganzoo.engine.sampling import parse_attributes, sample_checkpoint
 
     _positive(args.n, "--n")
     paths = sample_checkpoint(args.checkpoint, n=args.n, out=args.out, seed=args.seed,
-                              device=args.device)
+                              device=args.device, attributes=parse_attributes(args.attr))
     console.print(f"wrote {args.n} samples to '{args.out}'" + (
         "" if len(paths) == 1 else f" ({len(paths)} files)"))
+
+
+def cmd_translate(args) -> None:
+    from ganzoo.engine.sampling import parse_attributes, translate_images
+
+    written = translate_images(args.checkpoint, args.images, out=args.out,
+                               attributes=parse_attributes(args.attrs), device=args.device)
+    console.print(f"wrote {len(written)} images to '{args.out}' (grid.png: every attribute change)")
+
+
+def cmd_eval(args) -> None:
+    import json
+
+    from ganzoo.engine import build
+    from ganzoo.engine.sampling import load_run
+    from ganzoo.metrics import EvalContext, run_metrics
+
+    overrides = list(args.overrides) + ([f"data.root={json.dumps(args.data)}"] if args.data else [])
+    run = load_run(args.checkpoint, build.resolve_device(args.device), overrides)
+    if args.num_images is not None:
+        _positive(args.num_images, "--num-images")
+    ctx = EvalContext(model=run.model, generator=run.generator, discriminator=run.discriminator,
+                      dataset=build.build_dataset(run.recipe.data), resolution=run.resolution,
+                      device=run.device, num_images=args.num_images or run.recipe.eval.num_images,
+                      seed=args.seed)
+    results = run_metrics(ctx, args.metrics, run.recipe.eval.params)
+    if args.json:
+        print(json.dumps(results))
+        return
+    table = Table(title=f"{args.checkpoint} at {run.resolution}px")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in results.items():
+        table.add_row(key, f"{value:.6g}")
+    console.print(table)
 
 
 def cmd_data(args) -> None:

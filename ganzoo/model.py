@@ -57,6 +57,22 @@ def apply_attributes(labels: torch.Tensor, names: list[str], requested: dict[str
     return labels
 
 
+def single_attribute_targets(labels: torch.Tensor, names: list[str],
+                             groups: list[list[str]] = ()) -> list[tuple[str, torch.Tensor]]:
+    """One target per attribute: members of an exclusive group are switched on (the others of the
+    group off), every other attribute is flipped — StarGAN's test-time translations."""
+    grouped = {name for group in groups for name in group}
+    targets = []
+    for i, name in enumerate(names):
+        if name in grouped:
+            targets.append((name, apply_attributes(labels, names, {name: 1.0}, groups)))
+        else:
+            flipped = labels.clone()
+            flipped[:, i] = 1.0 - flipped[:, i]
+            targets.append((name, flipped))
+    return targets
+
+
 def split_critic_output(output) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(scores, class_logits) from whatever the discriminator returned; scores flattened to (N,)."""
     if isinstance(output, (tuple, list)):

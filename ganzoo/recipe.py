@@ -147,6 +147,8 @@ class Recipe:
 
 # Tables whose keys beyond their own fields belong to the component they name.
 _OPEN_TABLES = {DataConfig, ModelConfig, LossConfig, ScheduleConfig, EvalConfig}
+# ... and those whose extra keys must be tables (per-metric settings: [eval.swd]).
+_TABLES_OF_TABLES = {EvalConfig}
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -222,7 +224,7 @@ def _structure(cls, raw: Any, path: str):
         key_path = f"{path}.{key}" if path else key
         if key in own:
             kwargs[key] = _convert(fields[key].type, value, key_path)
-        elif cls in _OPEN_TABLES:
+        elif cls in _OPEN_TABLES and (cls not in _TABLES_OF_TABLES or isinstance(value, dict)):
             extra[key] = value
         else:
             close = difflib.get_close_matches(key, sorted(own), n=1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from ganzoo.errors import UserError
+
 
 @attrs.frozen
 class GrowthState:
@@ -17,6 +19,7 @@ class GrowthState:
     alpha: float = 1.0  # fade-in of the newest layers, 1 when stable
     batch_size: int = 64
     lr: float | None = None  # overrides both optimizers' lr when set
+    lr_scale: float = 1.0  # multiplies the lr (e.g. a linear decay)
     phase: int = 0  # changes whenever a new stage begins (optimizers may be reset then)
     reset_optimizers: bool = False  # reset optimizer state when `phase` changes
 
@@ -26,10 +29,21 @@ class GrowthState:
 
 
 class FixedSchedule:
-    """No growth: the target resolution and train.batch_size throughout."""
+    """No growth: the target resolution and train.batch_size throughout; optional linear lr decay."""
 
-    def __init__(self, *, resolution: int, batch_size: int):
+    def __init__(self, *, resolution: int, batch_size: int, decay_start_kimg: float | None = None,
+                 decay_end_kimg: float | None = None):
+        if (decay_start_kimg is None) != (decay_end_kimg is None):
+            raise UserError("[schedule] linear decay needs both decay_start_kimg and decay_end_kimg")
+        if decay_start_kimg is not None and not 0 <= decay_start_kimg < decay_end_kimg:
+            raise UserError(f"[schedule] needs 0 <= decay_start_kimg < decay_end_kimg, got "
+                            f"{decay_start_kimg} and {decay_end_kimg}")
+        self.decay = (decay_start_kimg, decay_end_kimg) if decay_start_kimg is not None else None
         self._state = GrowthState(resolution=resolution, batch_size=batch_size)
 
     def state(self, kimg: float) -> GrowthState:
-        return self._state
+        if self.decay is None or kimg <= self.decay[0]:
+            return self._state
+        start, end = self.decay
+        # Linear decay to 0 between start and end (StarGAN, section 4; CycleGAN's schedule).
+        return attrs.evolve(self._state, lr_scale=max(0.0, (end - kimg) / (end - start)))

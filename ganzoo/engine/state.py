@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -44,6 +45,16 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: str) -> None:
     np.random.set_state((kind, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, state, py_gauss = info["python"]
     random.setstate((version, tuple(state), py_gauss))
+
+
+@contextmanager
+def preserved_rng():
+    """Run side work (evaluation) without moving any random generator the training draws from."""
+    tensors, meta = rng_tensors()
+    try:
+        yield
+    finally:
+        restore_rng(tensors, meta)
 
 
 def versions() -> str:

@@ -22,13 +22,26 @@ from torch.nn.parallel import DistributedDataParallel
 from ganzoo.context import LossContext
 from ganzoo.engine import build, checkpoint, distributed
 from ganzoo.engine.ema import EMA
-from ganzoo.engine.images import make_grid, save_png, to_uint8
+from ganzoo.engine.images import make_grid, save_png
+from ganzoo.engine.samples import fixed_sample_inputs, sample_grid
 from ganzoo.engine.progress import MetricsLog, ProgressBar
-from ganzoo.engine.state import load_weights, restore_rng, rng_tensors, seed_everything, versions
+from ganzoo.engine.state import (load_weights, preserved_rng, restore_rng, rng_tensors,
+                                 seed_everything, versions)
 from ganzoo.engine.stream import Cursor, RealStream
 from ganzoo.errors import UserError
 from ganzoo.model import set_growth
 from ganzoo.recipe import Recipe, dumps_toml, recipe_to_dict
+
+
+LABEL_BANK = 1024  # labels of this many real images are stored with each snapshot
+
+
+def label_bank(dataset) -> torch.Tensor:
+    """The first LABEL_BANK label vectors, from the dataset's label table when it has one."""
+    table = getattr(dataset, "labels", None)
+    if isinstance(table, torch.Tensor):
+        return table[:LABEL_BANK].clone()
+    return torch.stack([dataset[i][1] for i in range(min(LABEL_BANK, len(dataset)))])
 
 
 def images_to_float(batch: torch.Tensor) -> torch.Tensor:
@@ -83,7 +96,8 @@ class Trainer:
         self.growth: tuple[int, float] | None = None
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                          if recipe.run.precision == "bf16" else nullcontext())
-        self.fixed_latents, self.fixed_labels = self._fixed_sample_inputs()
+        self.sample_inputs = fixed_sample_inputs(self.model, self.dataset, recipe)
+        self.dataset_labels = label_bank(self.dataset) if self.dataset.label_dim else None
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
 
     # ------------------------------------------------------------------------------ setup
@@ -96,17 +110,6 @@ class Trainer:
         if resume and not snapshots:
             self.console.print(f"no snapshot in '{self.snapshot_dir}': starting a new run")
         return snapshots[-1] if resume and snapshots else None
-
-    def _fixed_sample_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents and labels for sample grids: fixed for the whole run, drawn apart from training RNG."""
-        n = self.recipe.train.sample_grid
-        g = torch.Generator().manual_seed(self.recipe.run.seed + 12345)
-        latents = self.model.sample_latents(n, generator=g)
-        if self.dataset.label_dim:
-            labels = torch.stack([self.dataset[i % len(self.dataset)][1] for i in range(n)])
-        else:
-            labels = torch.zeros(n, 0)
-        return latents.to(self.device), labels.to(self.device)
 
     # ------------------------------------------------------------------------------ the loop
 
@@ -156,6 +159,9 @@ class Trainer:
                     self._write_samples()
                 if _crossed(before, self.images, recipe.train.snapshot_kimg) or done:
                     self._save_snapshot()
+                every = recipe.eval.every_kimg
+                if recipe.eval.metrics and (done or (every and _crossed(before, self.images, every))):
+                    self._evaluate(state)
                 side_time += time.perf_counter() - side_start
         finally:
             if bar:
@@ -177,6 +183,7 @@ class Trainer:
                 self.opt_D.state.clear()
             self.phase = state.phase
         lr_G, lr_D = (state.lr, state.lr) if state.lr is not None else self.base_lr
+        lr_G, lr_D = lr_G * state.lr_scale, lr_D * state.lr_scale
         for group in self.opt_G.param_groups:
             group["lr"] = lr_G
         for group in self.opt_D.param_groups:
@@ -198,9 +205,8 @@ class Trainer:
         for _ in range(self.recipe.train.n_critic):
             real, labels = self._real_batch(state)
             target = shuffled_labels(labels)
-            z = self.model.sample_latents(real.shape[0], device=self.device)
             with torch.no_grad(), self.autocast:
-                fake = self.G_train(z, target)
+                fake = self.G_train(self._generator_input(real), target)
             ctx = LossContext(real=real, fake=fake.detach(), discriminator=self._critic,
                               phase="discriminator", real_labels=labels, target_labels=target,
                               generator=self.G_train)
@@ -212,11 +218,10 @@ class Trainer:
                 hook = getattr(term.term, "after_discriminator_step", None)
                 if hook is not None:
                     hook(self.D)
-        z = self.model.sample_latents(real.shape[0], device=self.device)
         self.D.requires_grad_(False)
         try:
-            with self.autocast:
-                fake = self.G_train(z, target)
+            with self.autocast:  # the G step reuses the last real batch (and its target labels)
+                fake = self.G_train(self._generator_input(real), target)
             ctx = LossContext(real=real, fake=fake, discriminator=self._critic, phase="generator",
                               real_labels=labels, target_labels=target, generator=self.G_train)
             total = self._sum_terms(ctx, "generator_loss", "G", logged)
@@ -228,6 +233,12 @@ class Trainer:
         self.ema.update(self.G)
         self.step += 1
         return logged
+
+    def _generator_input(self, real: torch.Tensor) -> torch.Tensor:
+        """Fresh latents, or the real images themselves for a translating family (StarGAN)."""
+        if self.model.translates:
+            return real
+        return self.model.sample_latents(real.shape[0], device=self.device)
 
     def _critic(self, images, labels=None):
         with self.autocast:
@@ -263,16 +274,26 @@ class Trainer:
         record.update({k: round(v, 6) if math.isfinite(v) else v for k, v in means.items()})
         self.metrics.write(record)
 
-    @torch.no_grad()
     def _write_samples(self) -> None:
         if not self.dist.is_main:
             return
-        fakes = []
-        for z, c in zip(self.fixed_latents.split(64), self.fixed_labels.split(64)):
-            with self.autocast:
-                fakes.append(self.ema.model(z, c))
-        grid = make_grid(to_uint8(torch.cat(fakes)))
+        grid = sample_grid(self.model, self.ema.model, *self.sample_inputs, self.dataset,
+                           self.device, self.autocast)
         save_png(grid, self.out_dir / "samples" / f"fakes-{self.images:012d}.png")
+
+    def _evaluate(self, state) -> None:
+        """Periodic evaluation ([eval]); it draws no random numbers the training would have drawn."""
+        from ganzoo.metrics import EvalContext, run_metrics
+
+        ctx = EvalContext(model=self.model, generator=self.ema.model, discriminator=self.D,
+                          dataset=self.dataset, resolution=state.resolution, device=self.device,
+                          num_images=self.recipe.eval.num_images, seed=self.recipe.run.seed)
+        with preserved_rng():
+            results = run_metrics(ctx, self.recipe.eval.metrics, self.recipe.eval.params)
+        if self.dist.is_main:
+            self.metrics.write({"kimg": round(self.kimg, 6), "step": self.step, **results})
+            self.console.print(f"eval at {self.kimg:.1f} kimg: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in results.items()))
 
     def _write_reals(self, resolution: int, state) -> None:
         """The real images exactly as D sees them at this resolution, once per resolution."""
@@ -297,6 +318,8 @@ class Trainer:
         tensors.update(checkpoint.prefixed("optim/D", opt_D))
         rng, rng_meta = rng_tensors()
         tensors.update(rng)
+        if self.dataset.label_dim:  # real label combinations, for sampling conditional models later
+            tensors["data/labels"] = self.dataset_labels
         resolution, alpha = self.growth
         metadata = {
             "step": str(self.step), "kimg": repr(self.kimg), "images": str(self.images),
@@ -304,7 +327,8 @@ class Trainer:
             "cursor": json.dumps([self.stream.cursor.epoch, self.stream.cursor.position]),
             "recipe": dumps_toml(recipe_to_dict(self.recipe)),
             "data": json.dumps({"resolution": self.dataset.resolution,
-                                "attribute_names": list(self.dataset.attribute_names)}),
+                                "attribute_names": list(self.dataset.attribute_names),
+                                "attribute_groups": list(self.dataset.attribute_groups)}),
             "optim/G": opt_G_meta, "optim/D": opt_D_meta, "rng": rng_meta, "versions": versions(),
         }
         path = self.snapshot_dir / checkpoint.snapshot_name(self.images)

@@ -45,9 +45,10 @@ class Drift:
 
 
 class Hinge:
-    """Hinge GAN loss (Lim & Ye 2017; Miyato et al. 2018): D: E[relu(1-real)] + E[relu(1+fake)].
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D: E[ReLU(1 - D(real))] + E[ReLU(1 + D(fake))].
 
-    G: -E[D(fake)]. The critic's outputs are unbounded scores.
+    G: -E[D(fake)] (the generator loss of Miyato et al. 2018). The critic's outputs are
+    unbounded scores.
     """
 
     def discriminator_loss(self, ctx: ganzoo.LossContext) -> torch.Tensor:
@@ -58,7 +59,7 @@ class Hinge:
 
 
 class LeastSquares:
-    """Least-squares GAN loss (Mao et al. 2017): D pulls fakes to a and reals to b, G pulls fakes to c.
+    """Least-squares GAN loss (Mao et al. 2017): D pulls reals to b, fakes to a; G pulls fakes to c.
 
     D: 0.5 * E[(D(real) - b)^2] + 0.5 * E[(D(fake) - a)^2];  G: 0.5 * E[(D(fake) - c)^2].
     Defaults a = 0, b = 1, c = 1: the paper's 0-1 coding (section 3.2.2). Its other choice,

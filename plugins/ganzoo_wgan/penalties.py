@@ -1,4 +1,4 @@
-"""Lipschitz constraints on a Wasserstein critic: weight clipping (WGAN) and the gradient penalty (WGAN-GP)."""
+"""Lipschitz constraints on a Wasserstein critic: weight clipping and the gradient penalty."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from ganzoo_wgan._params import number
 
 
 class WeightClip:
-    """Weight clipping (Arjovsky et al. 2017, Algorithm 1): every critic parameter into [-clip, clip].
+    """Weight clipping (WGAN, Arjovsky et al. 2017): every critic parameter into [-clip, clip].
 
-    Applied after each discriminator optimizer step, as in Algorithm 1 (c = 0.01). Every
+    Applied after each discriminator optimizer step, as in the paper's Algorithm 1 (c = 0.01). Every
     parameter is clipped, BatchNorm scales and biases included (as the paper's code does);
     buffers such as running statistics are not. The term adds nothing to either objective
     (its `discriminator_loss` returns None), so pair it with `wasserstein`.
@@ -33,14 +33,15 @@ class WeightClip:
 
 
 class GradientPenalty:
-    """Gradient penalty (Gulrajani et al. 2017, Algorithm 1): lambda_gp * E[(||grad D(x_hat)||_2 - target)^2].
+    """Gradient penalty (WGAN-GP, Gulrajani et al. 2017): lambda_gp * E[(||grad D(x_hat)|| - target)^2].
 
-    x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample, a random point on
-    the segment between a real image and a fake one. The norm is taken in float32 over all
-    non-batch dimensions. Paper defaults: lambda_gp = 10, target = 1; the recipe's `weight`
-    multiplies on top of `lambda_gp` (keep weight = 1 to get the paper's lambda). With
-    target != 1 (ProGAN's CIFAR-10 setting, gamma = 750) ProGAN also divides by target^2:
-    set lambda_gp accordingly. Discriminator only; neither real nor fake receives gradients.
+    Algorithm 1 of the paper: x_hat = eps * real + (1 - eps) * fake, with one eps ~ U[0, 1]
+    per sample, is a random point on the segment between a real image and a fake one. The
+    norm is taken in float32 over all non-batch dimensions. Paper defaults: lambda_gp = 10,
+    target = 1. The recipe's `weight` multiplies on top of `lambda_gp` (keep weight = 1 for
+    the paper's lambda). Implementations that raise the target (ProGAN's) may also divide by
+    target^2: fold that into lambda_gp. Discriminator only; neither the real nor the fake
+    batch receives gradients, the critic's parameters do (through the double backward).
 
     Uses a double backward (torch.autograd.grad with create_graph=True through D), so the
     critic must run eagerly: TorchInductor (torch.compile) has no double backward. The critic

@@ -1,4 +1,4 @@
-"""ganzoo plugin "wgan": Wasserstein critic losses, weight clipping, gradient penalty, and friends."""
+"""ganzoo plugin "wgan": Wasserstein, hinge and least-squares losses, clipping and penalties."""
 
 from __future__ import annotations
 

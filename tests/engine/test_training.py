@@ -14,7 +14,7 @@ import ganzoo
 from ganzoo.cli import main
 from ganzoo.data.preview import preview_batch
 from ganzoo.engine import build, checkpoint
-from ganzoo.engine.sampling import load_generator
+from ganzoo.engine.sampling import load_run
 from ganzoo.engine.trainer import Trainer
 from ganzoo.recipe import load_recipe
 
@@ -33,7 +33,7 @@ def test_dcgan_learns_toyfaces(tmp_path):
         "model.base_channels=32"])
     trainer = Trainer(recipe)
     real = torch.stack([trainer.dataset[i][0] for i in range(512)]).float() / 127.5 - 1
-    z = torch.randn(512, trainer.model.latent_dim, generator=torch.Generator().manual_seed(1))
+    z = trainer.model.sample_latents(512, generator=torch.Generator().manual_seed(1))
 
     def distance() -> float:
         trainer.G.eval()
@@ -120,10 +120,10 @@ def test_sample_command_grid_and_folder(small_recipe, tmp_path):
     assert [p.name for p in files] == [f"{i:06d}.png" for i in range(5)]
     assert np.asarray(Image.open(files[0])).shape == (32, 32, 3)
     # Samples come from G-EMA: regenerating with the loaded EMA generator gives the same pixels.
-    model, generator, _ = load_generator(snapshot, torch.device("cpu"))
-    z = model.sample_latents(5, generator=torch.Generator().manual_seed(0))
+    loaded = load_run(snapshot, torch.device("cpu"))
+    z = loaded.model.sample_latents(5, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = ((generator(z).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        expected = ((loaded.generator(z).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     assert np.array_equal(np.asarray(Image.open(files[3])), expected[3].permute(1, 2, 0).numpy())
 
 

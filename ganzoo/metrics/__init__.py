@@ -1,0 +1,78 @@
+"""Evaluation metrics: what a registered metric receives and returns.
+
+A metric is registered (hook `ganzoo_register_metrics`) as a class built from its own table
+(`[eval.<name>]` in a recipe, or defaults from `ganzoo eval`). Calling it with an EvalContext
+returns a flat dict of named floats, e.g. `{"swd/avg": 12.3}`. Metrics draw random numbers only
+from `ctx.generator_rng()` / `ctx.real_images()` so evaluation never disturbs training.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import attrs
+import torch
+from torch import nn
+
+from ganzoo.model import GANModel
+
+
+@attrs.define
+class EvalContext:
+    model: GANModel
+    generator: nn.Module  # G-EMA in eval mode, at the evaluated growth stage
+    discriminator: nn.Module | None
+    dataset: object  # the run's dataset (ganzoo.data.ImageDataset), full resolution
+    resolution: int  # the generator's current output size
+    device: torch.device
+    num_images: int
+    seed: int = 0
+    batch_size: int = 64
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return list(self.dataset.attribute_names)
+
+    @property
+    def attribute_groups(self) -> list[list[str]]:
+        return [list(g) for g in getattr(self.dataset, "attribute_groups", [])]
+
+    def generator_rng(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 7919 + offset)
+
+    def real_images(self, n: int | None = None, offset: int = 0
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches (uint8 images at `resolution`, labels) of n real images in a seeded order."""
+        n = min(n or self.num_images, len(self.dataset))
+        view = self.dataset.at_resolution(self.resolution)
+        order = torch.randperm(len(self.dataset), generator=self.generator_rng(offset + 1))[:n]
+        for chunk in order.split(self.batch_size):
+            items = [view[i] for i in chunk.tolist()]
+            yield torch.stack([x for x, _ in items]), torch.stack([c for _, c in items])
+
+    @torch.no_grad()
+    def generate(self, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Float images in [-1, 1] from latents (or real images, for translating models), on CPU."""
+        if labels is None:
+            labels = torch.zeros(inputs.shape[0], len(self.attribute_names))
+        out = []
+        for x, c in zip(inputs.split(self.batch_size), labels.split(self.batch_size)):
+            out.append(self.generator(x.to(self.device), c.to(self.device)).float().cpu())
+        return torch.cat(out)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+        """n generated images from seeded latents."""
+        latents = self.model.sample_latents(n, generator=self.generator_rng(offset))
+        return self.generate(latents, labels)
+
+
+def run_metrics(ctx: EvalContext, names: list[str], tables: dict[str, dict]) -> dict[str, float]:
+    """Every named metric, built from its own table, with results prefixed by the metric's name."""
+    from ganzoo.engine.build import construct
+
+    results: dict[str, float] = {}
+    for name in names:
+        metric = construct("metrics", name, tables.get(name, {}), f"[eval.{name}]")
+        for key, value in metric(ctx).items():
+            results[f"{name}/{key}"] = float(value)
+    return results

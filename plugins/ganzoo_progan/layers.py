@@ -1,0 +1,137 @@
+"""ProGAN's layers: equalized-learning-rate conv/linear, pixelwise normalization, minibatch stddev.
+
+All are plain `nn.Module`s with torch-style constructors, registered as blocks/normalizers so
+any family can use them (e.g. DCGAN with `conv = "equalized_conv2d"`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)  # He's gain for (leaky) ReLU layers; section 4.1 uses it by default
+
+
+class EqualizedConv2d(nn.Conv2d):
+    """Conv2d with the equalized learning rate (Karras et al. 2018, section 4.1).
+
+    Weights are drawn from N(0, 1) and scaled at run time by c = gain / sqrt(fan_in),
+    fan_in = kernel_size**2 * in_channels (He's constant), so with Adam every layer learns at
+    the same speed. The scale multiplies the weight inside `forward`, not the activations; the
+    bias starts at zero and is not scaled. Gain sqrt(2) before a (leaky) ReLU, 1 for linear
+    outputs (toRGB, the critic's last layer).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, gain: float = SQRT2):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         bias=bias)
+        self.gain = float(gain)
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.scale = self.gain / math.sqrt(fan_in)
+
+    def reset_parameters(self) -> None:
+        # Section 4.1 / appendix A.1: "all weights according to the normal distribution with
+        # unit variance", "all bias parameters to zero".
+        nn.init.normal_(self.weight, 0.0, 1.0)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.scale, self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", gain={self.gain:.4g}, scale={self.scale:.4g}"
+
+
+class EqualizedLinear(nn.Linear):
+    """Linear layer with the equalized learning rate (Karras et al. 2018, section 4.1).
+
+    Weight ~ N(0, 1), multiplied by gain / sqrt(in_features) at run time; bias zero and
+    unscaled. Gain sqrt(2) by default, 1 for a linear output layer.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 gain: float = SQRT2):
+        super().__init__(in_features, out_features, bias=bias)
+        self.gain = float(gain)
+        self.scale = self.gain / math.sqrt(in_features)
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, 0.0, 1.0)  # section 4.1: N(0, 1), scaled at run time
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", gain={self.gain:.4g}, scale={self.scale:.4g}"
+
+
+class PixelNorm(nn.Module):
+    """Pixelwise feature vector normalization (Karras et al. 2018, section 4.2): x / sqrt(mean_c(x^2) + eps).
+
+    Normalizes over dim 1 (channels of (N, C, H, W), features of (N, C)); no parameters.
+    """
+
+    def __init__(self, eps: float = 1e-8):
+        super().__init__()
+        self.eps = float(eps)  # section 4.2: epsilon = 1e-8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}"
+
+
+class MinibatchStddev(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, section 3) as one extra feature map.
+
+    The batch of N is split into groups of G = min(group_size, N): as in the official code,
+    sample n belongs to group n mod (N / G). Per group: the biased (population) standard
+    deviation over its G samples of every feature and pixel, sqrt(var + 1e-8), averaged over
+    C, H, W to one number, which is appended as a constant feature map to each of the
+    group's samples. N must be divisible by G (a ValueError names both otherwise): keep
+    batch sizes multiples of `group_size`.
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"minibatch_stddev: group_size must be an integer >= 1, got {group_size!r}")
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n)
+        if n % g:
+            raise ValueError(f"minibatch_stddev: batch size {n} is not divisible by the group "
+                             f"size {g}; use a batch size that is a multiple of {g}")
+        y = x.float().reshape(g, n // g, c, h, w)  # [G, M, C, H, W]: sample n -> (n // M, n % M)
+        y = y - y.mean(dim=0, keepdim=True)
+        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # biased variance over the group, + 1e-8
+        y = y.mean(dim=(1, 2, 3)).to(x.dtype)  # [M]: one value per group
+        y = y.reshape(1, n // g, 1, 1, 1).expand(g, n // g, 1, h, w).reshape(n, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
+
+
+def upscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Nearest-neighbour upsampling: each pixel replicated factor x factor (appendix A.1)."""
+    if factor == 1:
+        return x
+    n, c, h, w = x.shape
+    return x[:, :, :, None, :, None].expand(n, c, h, factor, w, factor).reshape(
+        n, c, h * factor, w * factor)
+
+
+def downscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Average pooling over factor x factor boxes (appendix A.1)."""
+    return x if factor == 1 else F.avg_pool2d(x, factor)
