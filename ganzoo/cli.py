@@ -13,8 +13,9 @@ from rich.table import Table
 from ganzoo.errors import UserError
 from ganzoo.registry import KINDS
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output is not cut to 80 columns: scripts and logs get whole names.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 1000)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,7 +126,7 @@ def cmd_list(args) -> None:
     if args.kind == "plugins":
         table = Table(title="ganzoo plugins")
         for column in ("plugin", "status", "distribution", "module", "registers"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for info in plugins():
             dist = f"{info.distribution} {info.version}" if info.distribution else "-"
             status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
@@ -136,7 +137,7 @@ def cmd_list(args) -> None:
         return
     table = Table(title=f"ganzoo {args.kind}")
     for column in ("name", "plugin", "distribution", "summary"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for entry in registry(args.kind).entries():
         table.add_row(entry.name, entry.plugin, entry.distribution or "-", entry.summary)
     console.print(table)

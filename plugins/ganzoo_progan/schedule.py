@@ -46,37 +46,41 @@ def _number(name: str, value, *, positive: bool = False) -> float:
     return float(value)
 
 
-def _table(name: str, value, resolutions: list[int], check) -> dict[int, object]:
-    """A TOML table keyed by resolution ("4", "128" or ints) -> {int: checked value}."""
+def _table(name: str, value, check) -> dict[int, object]:
+    """A TOML table keyed by resolution ("4", "128" or ints) -> {int: checked value}.
+
+    Keys must be powers of two >= 4; resolutions the run never reaches are ignored, so one
+    table serves a recipe at several target resolutions.
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ganzoo.UserError(f"{NAME}: {name} must be a table keyed by resolution, e.g. "
-                               f'{{"4" = ..., "64" = ...}}, got {value!r}')
+        raise ganzoo.UserError(f"{NAME}: {name} must be a number or a table keyed by resolution, "
+                               f'e.g. {{"4" = ..., "64" = ...}}, got {value!r}')
     out = {}
     for key, item in value.items():
         try:
-            res = int(key) if not isinstance(key, bool) else None
+            res = None if isinstance(key, bool) else int(key)
         except (TypeError, ValueError):
             res = None
-        if res is None or res not in resolutions:
+        if res is None or not _is_power_of_two(res) or res < 4:
             raise ganzoo.UserError(f"{NAME}: {name} has key {key!r}, which is not a resolution "
-                                   f"this schedule reaches ({', '.join(map(str, resolutions))})")
+                                   "(a power of two >= 4)")
         out[res] = check(f"{name}[{res}]", item)
     return out
 
 
-def _per_resolution(name: str, value, resolutions: list[int]) -> dict[int, float]:
-    """A duration given as one number or as a table keyed by resolution -> {res: kimg}."""
+def _durations(name: str, value, needed: list[int]) -> dict[int, float]:
+    """A phase length given as one number or as a table keyed by resolution -> {res: kimg}."""
     if isinstance(value, Mapping):
-        table = _table(name, value, resolutions, _number)
-        missing = [r for r in resolutions if r not in table]
+        table = _table(name, value, _number)
+        missing = [r for r in needed if r not in table]
         if missing:
             raise ganzoo.UserError(f"{NAME}: {name} table lacks resolution(s) "
                                    f"{', '.join(map(str, missing))}")
         return table
     kimg = _number(name, value)
-    return {r: kimg for r in resolutions}
+    return {r: kimg for r in needed}
 
 
 def _batch_size(name: str, value) -> int:
@@ -118,12 +122,12 @@ class ProgressiveSchedule:
         self.target, self.start = resolution, start_resolution
         self.resolutions = [start_resolution << i for i in
                             range(int(math.log2(resolution // start_resolution)) + 1)]
-        self.stabilize = _per_resolution("stabilize_kimg", stabilize_kimg, self.resolutions)
-        self.fade = _per_resolution("fade_kimg", fade_kimg, self.resolutions)
+        # A stabilize length is needed below the target, a fade length above the start.
+        self.stabilize = _durations("stabilize_kimg", stabilize_kimg, self.resolutions[:-1])
+        self.fade = _durations("fade_kimg", fade_kimg, self.resolutions[1:])
         self.default_batch_size = _batch_size("batch_size", batch_size)
-        self.batch_sizes = _table("batch_sizes", batch_sizes, self.resolutions, _batch_size)
-        self.lr = _table("lr", lr, self.resolutions,
-                         lambda name, v: _number(name, v, positive=True))
+        self.batch_sizes = _table("batch_sizes", batch_sizes, _batch_size)
+        self.lr = _table("lr", lr, lambda name, v: _number(name, v, positive=True))
         self.reset_optimizers = reset_optimizers
         # Where each growth step begins: level k (k >= 1) fades in at fade_start[k] and is
         # stable from stable_start[k]. A zero fade makes the resolution jump.

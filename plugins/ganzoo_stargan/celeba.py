@@ -86,8 +86,8 @@ class CelebA(ImageDataset):
         self.attribute_names = list(attributes)
         hair = [a for a in attributes if a in HAIR_COLOURS]
         self.attribute_groups = [hair] if len(hair) > 1 else []
-        self.files, self.labels = self._parse(attr_file, shown_attr)
-        first = os.path.join(self.image_dir, self.files[0]) if self.files else None
+        self.files, self.labels, first = self._parse(attr_file, shown_attr)
+        first = os.path.join(self.image_dir, first) if first else None  # the file's first image
         if first is not None and not os.path.isfile(first):
             raise UserError(f"celeba: image '{first}' listed in '{shown_attr}' not found (looked in "
                             f"{os.path.join(root, 'img_align_celeba')}, {os.path.join(root, 'images')} "
@@ -95,7 +95,7 @@ class CelebA(ImageDataset):
         self.bad_files: dict[str, str] = {}  # per process: unreadable images, replaced on load
         self._report_once = [True]
 
-    def _parse(self, attr_file: str, shown: str) -> tuple[list[str], torch.Tensor]:
+    def _parse(self, attr_file: str, shown: str) -> tuple[list[str], torch.Tensor, str | None]:
         with open(attr_file, encoding="utf-8") as f:
             lines = [line.rstrip() for line in f]
         while lines and not lines[-1]:
@@ -125,7 +125,8 @@ class CelebA(ImageDataset):
                                 f"{len(fields) - 1} values for {len(names)} attributes")
             files.append(fields[0])
             labels.append([1.0 if fields[1 + c] == "1" else 0.0 for c in columns])  # -1 -> 0
-        return files, torch.tensor(labels, dtype=torch.float32).reshape(len(files), len(columns))
+        labels = torch.tensor(labels, dtype=torch.float32).reshape(len(files), len(columns))
+        return files, labels, (rows[0].split() or [None])[0] if rows else None
 
     def __len__(self) -> int:
         return len(self.files)
