@@ -2,6 +2,12 @@
 
 Every layer is looked up by name in the core's registries, so a recipe can swap the
 convolutions (`conv`, `conv_transpose`) or the normalizers (`normalizer`, `d_normalizer`).
+
+With `conditional = true` the same parts make an AC-GAN (Odena, Olah & Shlens, ICML 2017):
+G sees z concatenated with the target labels (the registered `label_concat` block on the
+(N, latent_dim, 1, 1) input), and D gets an auxiliary classifier (the registered `class_head`
+block on its final 4x4 feature map) and returns (scores, class_logits). Train it with an
+adversarial loss plus `domain_classification`.
 """
 
 from __future__ import annotations
@@ -33,12 +39,16 @@ class DCGANGenerator(nn.Module):
     """z (N, latent_dim) -> images (N, channels, R, R) in [-1, 1] by strided transposed convs."""
 
     def __init__(self, *, resolution: int, channels: int, label_dim: int, latent_dim: int,
-                 base_channels: int, max_channels: int, normalizer: str, conv_transpose: str):
+                 base_channels: int, max_channels: int, normalizer: str, conv_transpose: str,
+                 conditional: bool = False):
         super().__init__()
         self.resolution, self.label_dim, self.latent_dim = resolution, label_dim, latent_dim
+        self.conditional = conditional
         deconv = ganzoo.registry("blocks").get(conv_transpose)
+        if conditional:  # z and the labels as one (N, latent_dim + label_dim, 1, 1) input
+            self.label_concat = ganzoo.registry("blocks").get("label_concat")()
         layers: list[nn.Module] = []
-        size, in_ch = 1, latent_dim
+        size, in_ch = 1, latent_dim + (label_dim if conditional else 0)
         while size < resolution // 2:
             # 1x1 -> 4x4 (the paper's "project and reshape"), then doubling up to R/2.
             stride, padding = (1, 0) if size == 1 else (2, 1)
@@ -52,17 +62,28 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        # `labels` is accepted for the engine's calling convention; DCGAN is unconditional.
-        return self.net(z.reshape(z.shape[0], -1, 1, 1))
+        x = z.reshape(z.shape[0], -1, 1, 1)
+        if not self.conditional:  # `labels` is accepted for the engine's calling convention
+            return self.net(x)
+        if labels is None or labels.reshape(labels.shape[0], -1).shape[1] != self.label_dim:
+            got = None if labels is None else tuple(labels.shape)
+            raise ValueError(f"conditional dcgan generator: needs labels of shape "
+                             f"(N, {self.label_dim}), got {got}")
+        return self.net(self.label_concat(x, labels))
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (N, channels, R, R) -> scores (N,) (logits) by strided convs and LeakyReLU."""
+    """images (N, channels, R, R) -> scores (N,) (logits) by strided convs and LeakyReLU.
+
+    Conditional: -> (scores (N,), class_logits (N, label_dim)), the class logits from the
+    `class_head` block on the same final 4x4 feature map the score is computed from.
+    """
 
     def __init__(self, *, resolution: int, channels: int, label_dim: int, base_channels: int,
-                 max_channels: int, normalizer: str, conv: str):
+                 max_channels: int, normalizer: str, conv: str, conditional: bool = False):
         super().__init__()
         self.resolution, self.label_dim = resolution, label_dim
+        self.conditional = conditional
         conv_cls = ganzoo.registry("blocks").get(conv)
         layers: list[nn.Module] = []
         size, in_ch = resolution, channels
@@ -79,9 +100,18 @@ class DCGANDiscriminator(nn.Module):
             in_ch = out_ch
         layers.append(conv_cls(in_ch, 1, 4, 1, 0, bias=True))  # 4x4 valid -> one logit
         self.net = nn.Sequential(*layers)
+        if conditional:  # AC-GAN's auxiliary classifier, beside the score on the 4x4 map
+            self.class_head = ganzoo.registry("blocks").get("class_head")(in_ch, label_dim, 4)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(images).reshape(images.shape[0])
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        # `labels` is accepted for the engine's calling convention; D never sees them (AC-GAN:
+        # it infers them with its class head instead).
+        if not self.conditional:
+            return self.net(images).reshape(images.shape[0])
+        h = images
+        for layer in self.net[:-1]:
+            h = layer(h)
+        return self.net[-1](h).reshape(images.shape[0]), self.class_head(h)
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -118,13 +148,19 @@ def _check_resolution(resolution) -> int:
 def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, latent_dim: int = 100,
                 base_channels: int = 64, max_channels: int = 512, normalizer: str = "batch",
                 d_normalizer: str | None = None, conv: str = "conv2d",
-                conv_transpose: str = "conv_transpose2d") -> ganzoo.GANModel:
+                conv_transpose: str = "conv_transpose2d",
+                conditional: bool = False) -> ganzoo.GANModel:
     """DCGAN (Radford et al. 2016): all-convolutional G and D with BatchNorm, any 32-256 px.
 
     `base_channels` is the width of G's last hidden layer (and D's first), doubling towards
     4x4 up to `max_channels`; at 64 px with the defaults G runs 512-256-128-64 as in the paper.
     `d_normalizer` defaults to `normalizer`; D's input layer and G's output layer are never
-    normalized. `label_dim` is stored but not used yet (DCGAN is unconditional).
+    normalized. Unconditional by default: `label_dim` is stored and labels are ignored.
+
+    `conditional = true` (needs a dataset with attributes, label_dim > 0) makes it an AC-GAN
+    (Odena et al. 2017): G's input is z concatenated with the target labels (`label_concat`)
+    and D returns (scores, class_logits) from a `class_head` on its final 4x4 map; pair it
+    with the `domain_classification` loss (kind = "multi_label" for independent attributes).
     """
     _check_resolution(resolution)
     _positive_int("channels", channels)
@@ -139,14 +175,22 @@ def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, laten
     if d_normalizer is not None and not isinstance(d_normalizer, str):
         raise ganzoo.UserError(f"dcgan: d_normalizer must be a registered name (a string), "
                                f"got {d_normalizer!r}")
+    if not isinstance(conditional, bool):
+        raise ganzoo.UserError(f"dcgan: conditional must be true or false, got {conditional!r}")
+    if conditional and label_dim == 0:
+        raise ganzoo.UserError(
+            "dcgan: conditional = true needs labels to condition on, but the dataset has no "
+            "attributes (label_dim = 0); pick a dataset with attributes (e.g. toyfaces) or set "
+            "conditional = false")
     generator = DCGANGenerator(resolution=resolution, channels=channels, label_dim=label_dim,
                                latent_dim=latent_dim, base_channels=base_channels,
                                max_channels=max_channels, normalizer=normalizer,
-                               conv_transpose=conv_transpose)
+                               conv_transpose=conv_transpose, conditional=conditional)
     discriminator = DCGANDiscriminator(resolution=resolution, channels=channels,
                                        label_dim=label_dim, base_channels=base_channels,
                                        max_channels=max_channels,
-                                       normalizer=d_normalizer or normalizer, conv=conv)
+                                       normalizer=d_normalizer or normalizer, conv=conv,
+                                       conditional=conditional)
     init_dcgan_weights(generator)
     init_dcgan_weights(discriminator)
     # z is drawn from a uniform distribution (paper, section 3: "a 100 dimensional uniform distribution Z").
