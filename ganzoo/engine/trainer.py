@@ -147,7 +147,7 @@ class Trainer:
                 if _crossed(before, self.images, recipe.train.log_kimg) or done:
                     seconds = max(time.perf_counter() - tick_time - side_time, 1e-9)
                     speed = (self.images - tick_images) / seconds
-                    means = {k: float(v / count) for k, v in sums.items()}
+                    means = self._mean_over_ranks(sums, count)
                     self._log(state, speed, means)
                     if bar:
                         bar.update(self.kimg, _stage(state), speed, means)
@@ -263,6 +263,13 @@ class Trainer:
         return total
 
     # ------------------------------------------------------------------------------ outputs
+
+    def _mean_over_ranks(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+        """Loss means over the log interval, averaged over all processes."""
+        names = sorted(sums)
+        values = torch.stack([torch.as_tensor(sums[n], device=self.device).float() for n in names]) / count
+        values = distributed.all_reduce_mean(values, self.dist)
+        return dict(zip(names, values.tolist()))
 
     def _log(self, state, speed: float, means: dict[str, float]) -> None:
         if not self.dist.is_main:
