@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(evaluate)
 
+    prepare = sub.add_parser("prepare", help="build a multi-resolution cache of an image folder")
+    prepare.add_argument("folder")
+    prepare.add_argument("--out", required=True, help="the cache folder to write")
+    prepare.add_argument("--resolution", type=int, default=None,
+                         help="top level, a power of two (default: inferred from the images, at most 1024)")
+    prepare.add_argument("--crop", type=int, default=None, help="centre crop in pixels before resizing")
+    prepare.add_argument("--workers", type=int, default=None, help="decoding processes")
+
     data = sub.add_parser("data", help="look at a recipe's data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     preview = data_sub.add_parser("preview", help="write the real images exactly as D sees them")
@@ -93,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         handler = {"run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data,
-                   "translate": cmd_translate, "eval": cmd_eval}
+                   "translate": cmd_translate, "eval": cmd_eval, "prepare": cmd_prepare}
         handler[args.command](args)
         return 0
     except UserError as exc:
@@ -186,6 +194,20 @@ def cmd_eval(args) -> None:
     for key, value in results.items():
         table.add_row(key, f"{value:.6g}")
     console.print(table)
+
+
+def cmd_prepare(args) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ganzoo.data.multires import prepare_cache
+
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  disable=not console.is_terminal) as bar:
+        task = bar.add_task("prepare", total=None)
+        summary = prepare_cache(args.folder, args.out, resolution=args.resolution, crop=args.crop,
+                                workers=args.workers,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(summary.describe(), highlight=False)
 
 
 def cmd_data(args) -> None:

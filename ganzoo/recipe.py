@@ -64,6 +64,7 @@ class DataConfig:
     dataset: str = "toyfaces"
     mirror: bool = False  # horizontal flips, decided per sample by the deterministic sampler
     workers: int = attrs.field(default=-1, validator=_at_least_minus_one)  # -1: automatic
+    hint: str = ""  # appended to data errors, e.g. where to obtain the dataset
     params: dict = attrs.Factory(dict)  # the dataset's own keys (resolution, root, ...)
 
     @property

@@ -51,7 +51,12 @@ def construct(kind: str, name: str, params: dict, table: str, **supplied: Any) -
 
 
 def build_dataset(config: DataConfig):
-    return construct("datasets", config.dataset, config.params, "[data]")
+    try:
+        return construct("datasets", config.dataset, config.params, "[data]")
+    except UserError as exc:
+        if config.hint:  # the recipe says how to obtain its data
+            raise UserError(f"{exc}. {config.hint}") from None
+        raise
 
 
 def build_model(recipe: Recipe, label_dim: int) -> GANModel:
