@@ -13,10 +13,11 @@ Public API for users and plugin authors:
 from ganzoo.context import LossContext
 from ganzoo.errors import UserError
 from ganzoo.hookspecs import hookimpl
-from ganzoo.model import GANModel, apply_attributes, make_normalizer, split_critic_output
+from ganzoo.model import (GANModel, apply_attributes, make_normalizer, single_attribute_targets,
+                          split_critic_output)
 from ganzoo.plugins import registry
 
 __version__ = "0.1.0"
 
 __all__ = ["GANModel", "apply_attributes", "LossContext", "UserError", "__version__", "hookimpl", "make_normalizer",
-           "registry", "split_critic_output"]
+           "registry", "single_attribute_targets", "split_critic_output"]

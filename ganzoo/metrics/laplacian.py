@@ -1,7 +1,7 @@
 """Gaussian / Laplacian image pyramids with the 5x5 binomial filter (as cv2.pyrDown / pyrUp).
 
 The filter is [1, 4, 6, 4, 1] / 16 in each direction (its outer product / 256 in 2-D, applied
-separably). Borders are mirrored about the edge pixel (`d c b | a b c d | c b a`: scipy's
+separably, as shifted slices). Borders are mirrored about the edge pixel (`d c b | a b c d | c b a`: scipy's
 `mode="mirror"`, OpenCV's BORDER_REFLECT_101, torch's `F.pad(mode="reflect")`), the border
 rule of the official ProGAN SWD code. Images are float tensors (N, C, H, W) in any value range;
 the SWD metric feeds uint8 values converted to float (0..255), as the official code does.
@@ -15,21 +15,30 @@ import torch.nn.functional as F
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 
-def _blur(images: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    """Separable 5x5 binomial blur with mirrored borders, times `gain` (same size out)."""
-    n, c, h, w = images.shape
+def _taps(x: torch.Tensor, step: int, size: int, gain: float) -> torch.Tensor:
+    """The 5-tap binomial filter along the last dim of an already padded x, every `step`-th
+    output of `size` (shifted slices and adds: much faster than conv2d for 5 taps on a CPU)."""
+    a, b, c = 1.0 * gain / 16, 4.0 * gain / 16, 6.0 * gain / 16
+    stop = size  # outputs 0, step, ... < size read padded columns i .. i + 4
+    return ((x[..., 0:stop:step] + x[..., 4:stop + 4:step]) * a
+            + (x[..., 1:stop + 1:step] + x[..., 3:stop + 3:step]) * b
+            + x[..., 2:stop + 2:step] * c)
+
+
+def _blur(images: torch.Tensor, gain: float = 1.0, step: int = 1) -> torch.Tensor:
+    """Separable 5x5 binomial blur with mirrored borders, times `gain`, keeping every `step`-th
+    row and column of the result."""
+    h, w = images.shape[-2:]
     if min(h, w) < 3:
         raise ValueError(f"the 5x5 binomial filter needs images of at least 3x3, got {h}x{w}")
-    taps = torch.tensor(_BINOMIAL, dtype=images.dtype, device=images.device) / 16.0
-    x = F.pad(images.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="reflect")
-    x = F.conv2d(x, (taps * gain).view(1, 1, 1, 5))
-    x = F.conv2d(x, taps.view(1, 1, 5, 1))
-    return x.view(n, c, h, w)
+    x = F.pad(images, (2, 2, 2, 2), mode="reflect")
+    x = _taps(x, step, w, gain)  # rows: (N, C, H + 4, W / step)
+    return _taps(x.transpose(-1, -2), step, h, 1.0).transpose(-1, -2)
 
 
 def pyr_down(images: torch.Tensor) -> torch.Tensor:
     """Blur, then keep every second row and column (even indices): (N, C, H, W) -> (H/2, W/2)."""
-    return _blur(images)[:, :, ::2, ::2]
+    return _blur(images, step=2)
 
 
 def pyr_up(images: torch.Tensor) -> torch.Tensor:

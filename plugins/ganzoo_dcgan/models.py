@@ -30,6 +30,16 @@ def _norm_and_bias(normalizer: str, num_features: int) -> tuple[nn.Module, bool]
     return norm, not isinstance(norm, _MEAN_SUBTRACTING)
 
 
+def _conditioning_block(name: str):
+    """A conditioning block from the registry (first-party: the stargan plugin registers them)."""
+    blocks = ganzoo.registry("blocks")
+    if name not in blocks.names():
+        raise ganzoo.UserError(f"dcgan: conditional = true needs the block '{name}', which no "
+                               f"loaded plugin registers (the stargan plugin does; is it "
+                               f"disabled or broken? see `ganzoo list plugins`)")
+    return blocks.get(name)
+
+
 def _channels(resolution: int, size: int, base_channels: int, max_channels: int) -> int:
     """Feature maps at spatial `size`: `base_channels` at resolution/2, doubling towards 4x4."""
     return min(base_channels * (resolution // (2 * size)), max_channels)
@@ -46,7 +56,7 @@ class DCGANGenerator(nn.Module):
         self.conditional = conditional
         deconv = ganzoo.registry("blocks").get(conv_transpose)
         if conditional:  # z and the labels as one (N, latent_dim + label_dim, 1, 1) input
-            self.label_concat = ganzoo.registry("blocks").get("label_concat")()
+            self.label_concat = _conditioning_block("label_concat")()
         layers: list[nn.Module] = []
         size, in_ch = 1, latent_dim + (label_dim if conditional else 0)
         while size < resolution // 2:
@@ -101,7 +111,7 @@ class DCGANDiscriminator(nn.Module):
         layers.append(conv_cls(in_ch, 1, 4, 1, 0, bias=True))  # 4x4 valid -> one logit
         self.net = nn.Sequential(*layers)
         if conditional:  # AC-GAN's auxiliary classifier, beside the score on the 4x4 map
-            self.class_head = ganzoo.registry("blocks").get("class_head")(in_ch, label_dim, 4)
+            self.class_head = _conditioning_block("class_head")(in_ch, label_dim, 4)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         # `labels` is accepted for the engine's calling convention; D never sees them (AC-GAN:

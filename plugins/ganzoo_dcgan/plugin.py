@@ -1,4 +1,8 @@
-"""ganzoo plugin "dcgan": the DCGAN model family and the BCE / non-saturating GAN losses."""
+"""ganzoo plugin "dcgan": the DCGAN model family and the BCE / non-saturating GAN losses.
+
+`dcgan` with `conditional = true` is an AC-GAN built from the registered `label_concat` and
+`class_head` blocks (see `ganzoo_dcgan.models`).
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import ganzoo
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,6 +90,11 @@ class PixelNorm(nn.Module):
         return f"eps={self.eps:g}"
 
 
+class BatchGroupError(ganzoo.UserError, ValueError):
+    """A batch that minibatch_stddev cannot split into groups: a ValueError, and a user error
+    (exit code 2, one line) when it stops a run: the recipe's batch size is the fix."""
+
+
 class MinibatchStddev(nn.Module):
     """Minibatch standard deviation (Karras et al. 2018, section 3) as one extra feature map.
 
@@ -110,8 +116,8 @@ class MinibatchStddev(nn.Module):
         n, c, h, w = x.shape
         g = min(self.group_size, n)
         if n % g:
-            raise ValueError(f"minibatch_stddev: batch size {n} is not divisible by the group "
-                             f"size {g}; use a batch size that is a multiple of {g}")
+            raise BatchGroupError(f"minibatch_stddev: batch size {n} is not divisible by the "
+                                  f"group size {g}; use a batch size that is a multiple of {g}")
         y = x.float().reshape(g, n // g, c, h, w)  # [G, M, C, H, W]: sample n -> (n // M, n % M)
         y = y - y.mean(dim=0, keepdim=True)
         y = (y.square().mean(dim=0) + 1e-8).sqrt()  # biased variance over the group, + 1e-8

@@ -35,8 +35,11 @@ def _sub_error(index: int, text: str) -> ganzoo.UserError:
 
 
 class JointDataset(ImageDataset):
-    """The concatenation of `datasets` (tables, each built through ganzoo.registry("datasets")),
-    labels laid out for the mask vector. Their label sets must be disjoint."""
+    """Datasets with disjoint label sets joined by StarGAN's mask vector (labels: parts, then mask).
+
+    The concatenation of `datasets` (tables, each built through ganzoo.registry("datasets") with
+    the joint `resolution`; an optional `name` key names its mask entry).
+    """
 
     def __init__(self, datasets: list[dict], resolution: int):
         if not isinstance(datasets, (list, tuple)) or len(datasets) < 2 \

@@ -23,10 +23,10 @@ def _per_sample(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.
 
 
 class DomainClassification:
-    """Domain classification loss (StarGAN, eq. 2-3): D learns to classify real images by their
-    labels; G learns to make fakes that D classifies as their target labels.
+    """Domain classification (StarGAN, eq. 2-3): D classifies reals by their labels, G's fakes by their targets.
 
-    D term: classification of `ctx.real_class_logits` against `ctx.real_labels`; G term: of
+    D learns to classify real images by their labels; G learns to make fakes that D classifies
+    as their target labels. D term: classification of `ctx.real_class_logits` against `ctx.real_labels`; G term: of
     `ctx.fake_class_logits` against `ctx.target_labels`. Averaged over the batch.
 
     `kind = "multi_label"`: independent attributes (CelebA): binary cross-entropy with logits
@@ -113,5 +113,7 @@ class CycleReconstruction:
         if ctx.generator is None or ctx.real_labels is None:
             raise ganzoo.UserError("cycle_reconstruction: needs a translating model (e.g. stargan) "
                                    "and a dataset with attributes")
-        reconstructed = ctx.generator(ctx.fake, ctx.real_labels)
+        # In the real images' dtype: under bf16 autocast the fake is bf16, but G's second pass
+        # may run outside autocast (fp32 weights).
+        reconstructed = ctx.generator(ctx.fake.to(ctx.real.dtype), ctx.real_labels)
         return (ctx.real.float() - reconstructed.float()).abs().mean()

