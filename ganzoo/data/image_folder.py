@@ -35,10 +35,10 @@ When the cache's top level is above `resolution`, the images are box-filtered fr
 rather than LANCZOS-resized from the files.
 
 Cached datasets of at most 64px set `in_memory`, so the engine loads them in the training
-process: a batch of 64 then costs ~0.4 ms, where handing it over from DataLoader workers
-costs more (benchmarks/bench_data.py, 2 CPUs: 8px 80k img/s in process vs 16k with 2
-workers; 64px 43k vs 9k). Larger ones keep workers, which overlap their bigger row copies
-with training (256px: 540 img/s in process vs 1.8k with workers; 1024px: 40 vs 140).
+process: a batch of 64 then costs ~0.4 ms, less than a hand-over from DataLoader workers
+(benchmarks/bench_data.py, 2 CPUs: 8px 110k img/s in process vs 23k with 2 workers; 64px
+66k vs 14k). Larger ones keep workers, which overlap their bigger row copies with training
+(256px: 420 img/s in process vs 5k with workers; 1024px: 70 vs 265).
 """
 
 from __future__ import annotations
@@ -136,6 +136,8 @@ class ImageFolder(ImageDataset):
 
     `crop` first keeps a centre `crop` x `crop` region (e.g. 178 for aligned CelebA, as
     StarGAN does); the result is centre-cropped to a square and resized to `resolution`.
+    `cache` names a `ganzoo prepare` cache to read the images from instead (a `root` that is
+    a cache is read as one); see the module docstring.
     """
 
     attribute_names: list[str] = []

@@ -199,8 +199,9 @@ def test_minibatch_stddev_groups_are_strided_like_the_official_code():
 def test_minibatch_stddev_rejects_a_batch_not_divisible_by_the_group_size():
     layer = block("minibatch_stddev")()
     assert layer.group_size == 4
-    with pytest.raises(ValueError, match=r"batch size 6 .*group size 4"):
+    with pytest.raises(ValueError, match=r"batch size 6 .*group size 4") as info:
         layer(torch.randn(6, 2, 4, 4))
+    assert isinstance(info.value, ganzoo.UserError)  # a recipe's batch size: exit code 2
     with pytest.raises(ValueError, match="group_size"):
         block("minibatch_stddev")(0)
 

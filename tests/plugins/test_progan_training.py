@@ -117,3 +117,10 @@ def test_sample_a_checkpoint_from_the_middle_of_growth(tmp_path):
     grid = tmp_path / "grid.png"
     assert main(["sample", str(path), "--n", "4", "--out", str(grid), "--device", "cpu"]) == 0
     assert Image.open(grid).size == (2 * 8 + 3 * 2, 2 * 8 + 3 * 2)
+
+
+def test_batch_size_not_divisible_by_the_stddev_group_is_a_user_error(tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert run(out, "--set", 'schedule.batch_sizes={"4" = 6}', "--set", "train.kimg=0.012") == 2
+    err = capsys.readouterr().err
+    assert "batch size 6" in err and "group size 4" in err and "Traceback" not in err
