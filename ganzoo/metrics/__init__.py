@@ -2,7 +2,8 @@
 
 A metric is registered (hook `ganzoo_register_metrics`) as a class built from its own table
 (`[eval.<name>]` in a recipe, or defaults from `ganzoo eval`). Calling it with an EvalContext
-returns a flat dict of named floats, e.g. `{"swd/avg": 12.3}`. Metrics draw random numbers only
+returns a flat dict of named floats, e.g. `{"avg": 12.3}`, which
+`run_metrics` logs as `swd/avg`. Metrics draw random numbers only
 from `ctx.generator_rng()` / `ctx.real_images()` so evaluation never disturbs training.
 """
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
 import torch
 
 from ganzoo.metrics.laplacian import laplacian_pyramid, pyramid_resolutions
