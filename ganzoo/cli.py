@@ -138,16 +138,17 @@ def cmd_list(args) -> None:
         for info in plugins():
             dist = f"{info.distribution} {info.version}" if info.distribution else "-"
             status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
-                info.status, f"[red]broken[/]: {info.error}")
+                info.status, f"[red]broken[/]: {escape(info.error or '')}")
             counts = ", ".join(f"{n} {k}" for k, n in info.counts.items() if n) or "-"
-            table.add_row(info.name, status, dist, info.module, counts)
+            table.add_row(escape(info.name), status, escape(dist), escape(info.module), counts)
         console.print(table)
         return
     table = Table(title=f"ganzoo {args.kind}")
     for column in ("name", "plugin", "distribution", "summary"):
         table.add_column(column, overflow="fold")
     for entry in registry(args.kind).entries():
-        table.add_row(entry.name, entry.plugin, entry.distribution or "-", entry.summary)
+        table.add_row(*(escape(text) for text in (entry.name, entry.plugin, entry.distribution or "-",
+                                                  entry.summary)))
     console.print(table)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -22,10 +23,16 @@ def test_ranks_split_every_global_batch_without_overlap():
         assert not set(shards[0]) & set(shards[1])
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_torchrun_two_processes(small_recipe, tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     result = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", "29581", "-m", "ganzoo", "run",
+        [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "ganzoo", "run",
          str(small_recipe), "--set", "train.kimg=0.256"],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
