@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ganzoo run recipes/dcgan_toyfaces.toml
+	$(BIN)/ganzoo run recipes/progan_toyfaces.toml --resume  # a second `make demo` continues or reports the finished run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
