@@ -96,7 +96,7 @@ def build_losses(configs: list[LossConfig]) -> list[LossTerm]:
 
 def build_schedule(recipe: Recipe):
     return construct("schedules", recipe.schedule.name, recipe.schedule.params, "[schedule]",
-                     resolution=recipe.data.resolution, batch_size=recipe.train.batch_size)
+                     resolution=recipe.data.resolution, train_batch_size=recipe.train.batch_size)
 
 
 def build_optimizer(config: OptimizerConfig, params) -> torch.optim.Optimizer:

@@ -1,7 +1,7 @@
 """Growth schedules: where training stands at a given kimg.
 
 A schedule is registered (hook `ganzoo_register_schedules`) as a class built from its
-[schedule] table plus `resolution` (the target) and `batch_size` (train.batch_size), both
+[schedule] table plus `resolution` (the target) and `train_batch_size`, both
 keyword arguments supplied by the engine. Its `state(kimg)` must be a pure function of kimg,
 so a resumed run lands in exactly the state it left.
 """
@@ -31,7 +31,7 @@ class GrowthState:
 class FixedSchedule:
     """No growth: the target resolution and train.batch_size throughout; optional linear lr decay."""
 
-    def __init__(self, *, resolution: int, batch_size: int, decay_start_kimg: float | None = None,
+    def __init__(self, *, resolution: int, train_batch_size: int, decay_start_kimg: float | None = None,
                  decay_end_kimg: float | None = None):
         if (decay_start_kimg is None) != (decay_end_kimg is None):
             raise UserError("[schedule] linear decay needs both decay_start_kimg and decay_end_kimg")
@@ -39,7 +39,7 @@ class FixedSchedule:
             raise UserError(f"[schedule] needs 0 <= decay_start_kimg < decay_end_kimg, got "
                             f"{decay_start_kimg} and {decay_end_kimg}")
         self.decay = (decay_start_kimg, decay_end_kimg) if decay_start_kimg is not None else None
-        self._state = GrowthState(resolution=resolution, batch_size=batch_size)
+        self._state = GrowthState(resolution=resolution, batch_size=train_batch_size)
 
     def state(self, kimg: float) -> GrowthState:
         if self.decay is None or kimg <= self.decay[0]:

@@ -93,19 +93,19 @@ class ProgressiveSchedule:
     """ProGAN's progressive growing (Karras et al. 2018, section 2): stabilize, fade in, repeat.
 
     Parameters ([schedule] table): `start_resolution` (4), `stabilize_kimg` (600) and
-    `fade_kimg` (600) -- numbers, or tables keyed by resolution -- , `batch_sizes` and `lr`
+    `fade_kimg` (600) -- numbers, or tables keyed by resolution -- , `batch_size` and `lr`
     (tables keyed by resolution: the minibatch size and the absolute learning rate of both
     optimizers there; unlisted resolutions use train.batch_size and the optimizers' own lr),
     and `reset_optimizers` (true: Adam's moments are cleared whenever a phase starts, as the
-    official code does). The engine supplies `resolution` (the target) and `batch_size`.
+    official code does). The engine supplies `resolution` (the target) and `train_batch_size`.
 
     `phase` numbers the sub-phases: 0 = stabilize at start_resolution, then 2k - 1 = fade in
     the k-th doubling and 2k = stabilize at it; it changes exactly when the resolution or the
     fading/stable status does.
     """
 
-    def __init__(self, *, resolution: int, batch_size: int, start_resolution: int = 4,
-                 stabilize_kimg=600.0, fade_kimg=600.0, batch_sizes: Mapping | None = None,
+    def __init__(self, *, resolution: int, train_batch_size: int, start_resolution: int = 4,
+                 stabilize_kimg=600.0, fade_kimg=600.0, batch_size: Mapping | None = None,
                  lr: Mapping | None = None, reset_optimizers: bool = True):
         # Defaults: lod_training_kimg = lod_transition_kimg = 600 in the official code; the
         # paper's CelebA-HQ run (appendix A.1) and the official "v1" preset use 800 + 800.
@@ -125,8 +125,8 @@ class ProgressiveSchedule:
         # A stabilize length is needed below the target, a fade length above the start.
         self.stabilize = _durations("stabilize_kimg", stabilize_kimg, self.resolutions[:-1])
         self.fade = _durations("fade_kimg", fade_kimg, self.resolutions[1:])
-        self.default_batch_size = _batch_size("batch_size", batch_size)
-        self.batch_sizes = _table("batch_sizes", batch_sizes, _batch_size)
+        self.default_batch_size = _batch_size("train.batch_size", train_batch_size)
+        self.batch_sizes = _table("batch_size", batch_size, _batch_size)
         self.lr = _table("lr", lr, lambda name, v: _number(name, v, positive=True))
         self.reset_optimizers = reset_optimizers
         # Where each growth step begins: level k (k >= 1) fades in at fade_start[k] and is

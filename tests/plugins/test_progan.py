@@ -31,9 +31,9 @@ def build(**params) -> ganzoo.GANModel:
     return ganzoo.registry("models").get("progan")(**params)
 
 
-def schedule(resolution: int = 64, batch_size: int = 16, **params):
+def schedule(resolution: int = 64, train_batch_size: int = 16, **params):
     return ganzoo.registry("schedules").get("progressive")(resolution=resolution,
-                                                           batch_size=batch_size, **params)
+                                                           train_batch_size=train_batch_size, **params)
 
 
 def upscale_nearest(x: torch.Tensor) -> torch.Tensor:
@@ -483,9 +483,9 @@ def test_phase_changes_exactly_with_resolution_or_fading():
 
 
 def test_schedule_with_per_resolution_lengths_batch_sizes_and_lr():
-    s = schedule(32, batch_size=8, stabilize_kimg={"4": 1.0, "8": 2.0, "16": 0.5},
+    s = schedule(32, train_batch_size=8, stabilize_kimg={"4": 1.0, "8": 2.0, "16": 0.5},
                  fade_kimg={"8": 1.5, "16": 1.0, "32": 2.0},
-                 batch_sizes={"4": 64, 8: 32, "64": 4}, lr={"16": 0.002, "32": 0.003})
+                 batch_size={"4": 64, 8: 32, "64": 4}, lr={"16": 0.002, "32": 0.003})
     # 4 stable [0, 1); fade 8 [1, 2.5); 8 stable [2.5, 4.5); fade 16 [4.5, 5.5);
     # 16 stable [5.5, 6); fade 32 [6, 8); 32 stable from 8.
     expect = [(0.5, 4, 1.0, 64, None), (1.0, 4, 1.0, 64, None), (1.75, 8, 0.5, 32, None),
@@ -509,7 +509,7 @@ def test_schedule_is_a_pure_function_of_kimg():
     (dict(stabilize_kimg=-1), "stabilize_kimg"), (dict(fade_kimg="600"), "fade_kimg"),
     (dict(stabilize_kimg=0, fade_kimg=0), "never grow"),
     (dict(stabilize_kimg={"4": 1, "8": 1}), "lacks resolution"),
-    (dict(batch_sizes={"12": 4}), "12"), (dict(batch_sizes={"8": 0}), r"batch_sizes\[8\]"),
+    (dict(batch_size={"12": 4}), "12"), (dict(batch_size={"8": 0}), r"batch_size\[8\]"),
     (dict(lr={"8": -1.0}), r"lr\[8\]"), (dict(lr=0.1), "table"),
     (dict(reset_optimizers="yes"), "reset_optimizers")])
 def test_bad_schedule_params_are_user_errors(params, match):
@@ -518,7 +518,7 @@ def test_bad_schedule_params_are_user_errors(params, match):
 
 
 def test_schedule_ignores_table_entries_beyond_the_target():
-    s = schedule(16, stabilize_kimg={"4": 1, "8": 1, "16": 1, "64": 9}, batch_sizes={"128": 2})
+    s = schedule(16, stabilize_kimg={"4": 1, "8": 1, "16": 1, "64": 9}, batch_size={"128": 2})
     assert s.state(1e3).resolution == 16 and s.state(1e3).batch_size == 16
 
 

@@ -21,7 +21,7 @@ TOTAL = 0.24  # 4 stable, fade 8, 8 stable, fade 16, 16 stable (from 0.192)
 SHORT = ["--set", "run.device=\"cpu\"", "--set", "data.resolution=16", "--set", "data.size=64",
          "--set", "model.latent_dim=8", "--set", "model.fmap_base=32", "--set", "model.fmap_max=8",
          "--set", f"schedule.stabilize_kimg={PHASE}", "--set", f"schedule.fade_kimg={PHASE}",
-         "--set", f'schedule.batch_sizes={{"4" = {BATCH}, "8" = {BATCH}, "16" = {BATCH}}}',
+         "--set", f'schedule.batch_size={{"4" = {BATCH}, "8" = {BATCH}, "16" = {BATCH}}}',
          "--set", f"train.kimg={TOTAL}", "--set", "train.log_kimg=0.008",
          "--set", "train.sample_kimg=1", "--set", "train.snapshot_kimg=1",
          "--set", "train.sample_grid=4", "--set", "train.keep_snapshots=0"]
@@ -121,6 +121,6 @@ def test_sample_a_checkpoint_from_the_middle_of_growth(tmp_path):
 
 def test_batch_size_not_divisible_by_the_stddev_group_is_a_user_error(tmp_path, capsys):
     out = tmp_path / "bad"
-    assert run(out, "--set", 'schedule.batch_sizes={"4" = 6}', "--set", "train.kimg=0.012") == 2
+    assert run(out, "--set", 'schedule.batch_size={"4" = 6}', "--set", "train.kimg=0.012") == 2
     err = capsys.readouterr().err
     assert "batch size 6" in err and "group size 4" in err and "Traceback" not in err
