@@ -72,3 +72,16 @@ def small_recipe(tmp_path) -> Path:
     path = tmp_path / "small.toml"
     path.write_text(SMALL_RECIPE.format(out_dir=(tmp_path / "run").as_posix()))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small tensors gain nothing from intra-op threads, and on a busy machine OpenMP's hand-offs
+    can make each op many times slower. Modules opt in with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`; the setting is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

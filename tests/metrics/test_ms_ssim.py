@@ -19,13 +19,7 @@ from ganzoo.model import GANModel
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one thread avoids OpenMP hand-off costs on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rng(seed: int = 0) -> torch.Generator:

@@ -17,13 +17,7 @@ SMALL = dict(latent_dim=8, base_channels=4, max_channels=32)
 RECIPE = "recipes/cdcgan_toyfaces.toml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster than several on a busy CPU (and never slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(**params) -> ganzoo.GANModel:

@@ -13,14 +13,7 @@ from torch import nn
 TINY = dict(latent_dim=8, fmap_base=32, fmap_max=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine OpenMP's
-    synchronisation can make each op many times slower; restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def block(name: str):

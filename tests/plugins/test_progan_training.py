@@ -27,14 +27,7 @@ SHORT = ["--set", "run.device=\"cpu\"", "--set", "data.resolution=16", "--set", 
          "--set", "train.sample_grid=4", "--set", "train.keep_snapshots=0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine OpenMP's
-    synchronisation can make each op many times slower; restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(out_dir: Path, *args: str) -> int:

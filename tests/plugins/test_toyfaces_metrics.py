@@ -24,13 +24,7 @@ FIVE = ["black_hair", "blond_hair", "brown_hair", "male", "young"]  # StarGAN's,
 RES = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster than several on a busy CPU (and never slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toyfaces(**params):
