@@ -7,8 +7,15 @@ import torch
 from ganzoo.engine.stream import BatchOrder, Cursor, Mirrored
 
 
-def preview_batch(dataset, recipe, n: int, resolution: int | None = None) -> torch.Tensor:
-    """The first `n` real images of the run (uint8, N x 3 x R x R), drawn apart from training state."""
+def preview_items(dataset, recipe, n: int, resolution: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` real images of the run (uint8, N x 3 x R x R) and their labels, drawn apart
+    from training state."""
     order = BatchOrder(len(dataset), recipe.run.seed, recipe.data.mirror)
     view = Mirrored(dataset.at_resolution(resolution or dataset.resolution))
-    return torch.stack([view[item][0] for item in order.take(Cursor(), n)])
+    items = [view[item] for item in order.take(Cursor(), n)]
+    return torch.stack([x for x, _ in items]), torch.stack([c for _, c in items])
+
+
+def preview_batch(dataset, recipe, n: int, resolution: int | None = None) -> torch.Tensor:
+    return preview_items(dataset, recipe, n, resolution)[0]

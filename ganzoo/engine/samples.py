@@ -13,14 +13,13 @@ TRANSLATION_ROWS = 16  # translation grids show this many inputs, each with ever
 
 def fixed_sample_inputs(model: GANModel, dataset, recipe) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents (or real images, for translating families) and labels, drawn apart from training RNG."""
-    from ganzoo.data.preview import preview_batch
+    from ganzoo.data.preview import preview_items
 
     n = recipe.train.sample_grid
-    if model.translates:
-        n = min(n, TRANSLATION_ROWS)
-        inputs = preview_batch(dataset, recipe, n).float() / 127.5 - 1
-    else:
-        inputs = model.sample_latents(n, generator=torch.Generator().manual_seed(recipe.run.seed + 12345))
+    if model.translates:  # the run's first real images, each with its own labels
+        images, labels = preview_items(dataset, recipe, min(n, TRANSLATION_ROWS))
+        return images.float() / 127.5 - 1, labels
+    inputs = model.sample_latents(n, generator=torch.Generator().manual_seed(recipe.run.seed + 12345))
     labels = torch.stack([dataset[i % len(dataset)][1] for i in range(n)])
     return inputs, labels
 

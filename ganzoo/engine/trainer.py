@@ -209,7 +209,7 @@ class Trainer:
                 fake = self.G_train(self._generator_input(real), target)
             ctx = LossContext(real=real, fake=fake.detach(), discriminator=self._critic,
                               phase="discriminator", real_labels=labels, target_labels=target,
-                              generator=self.G_train)
+                              generator=self._generator)
             total = self._sum_terms(ctx, "discriminator_loss", "D", logged)
             self.opt_D.zero_grad(set_to_none=True)
             total.backward()
@@ -223,7 +223,7 @@ class Trainer:
             with self.autocast:  # the G step reuses the last real batch (and its target labels)
                 fake = self.G_train(self._generator_input(real), target)
             ctx = LossContext(real=real, fake=fake, discriminator=self._critic, phase="generator",
-                              real_labels=labels, target_labels=target, generator=self.G_train)
+                              real_labels=labels, target_labels=target, generator=self._generator)
             total = self._sum_terms(ctx, "generator_loss", "G", logged)
             self.opt_G.zero_grad(set_to_none=True)
             total.backward()
@@ -239,6 +239,11 @@ class Trainer:
         if self.model.translates:
             return real
         return self.model.sample_latents(real.shape[0], device=self.device)
+
+    def _generator(self, inputs, labels=None):
+        """G for loss terms that call it again (cycle reconstruction), under the run's precision."""
+        with self.autocast:
+            return self.G_train(inputs, labels)
 
     def _critic(self, images, labels=None):
         with self.autocast:

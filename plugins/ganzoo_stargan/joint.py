@@ -18,7 +18,10 @@ K datasets. `attribute_names` follow the same layout; mask entries are named `ma
     attributes = ["smiling", "eyeglasses"]
 
 Samples are drawn uniformly over the concatenation, so datasets mix within batches in
-proportion to their sizes (the paper alternates single-dataset batches instead).
+proportion to their sizes (the paper alternates single-dataset batches instead; the
+classification loss masks per sample, so both work). Target labels are the batch's own
+labels shuffled, so a sample may also be sent to another dataset's domains (mask included):
+the cross-dataset translation the paper shows at test time, here also trained.
 """
 
 from __future__ import annotations
