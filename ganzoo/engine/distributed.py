@@ -47,8 +47,3 @@ def all_reduce_mean(values: torch.Tensor, info: Dist) -> torch.Tensor:
         dist.all_reduce(values)
         values /= info.world
     return values
-
-
-def barrier(info: Dist) -> None:
-    if info.enabled:
-        dist.barrier()

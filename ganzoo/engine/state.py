@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 import ganzoo
-from ganzoo.engine import checkpoint
 from ganzoo.errors import UserError
 
 

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 
 import ganzoo
 import torch
-import torch.nn.functional as F
 from ganzoo.engine.schedule import GrowthState
 
 from ganzoo_progan.layers import downscale2d, upscale2d
