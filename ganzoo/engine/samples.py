@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 
@@ -27,12 +29,10 @@ def fixed_sample_inputs(model: GANModel, dataset, recipe) -> tuple[torch.Tensor,
 @torch.no_grad()
 def generate(generator, inputs: torch.Tensor, labels: torch.Tensor, device, batch: int = 64,
              autocast=None) -> torch.Tensor:
+    """G's float images on the CPU, computed `batch` inputs at a time."""
     out = []
     for x, c in zip(inputs.split(batch), labels.split(batch)):
-        if autocast is not None:
-            with autocast:
-                out.append(generator(x.to(device), c.to(device)).float().cpu())
-        else:
+        with autocast if autocast is not None else nullcontext():
             out.append(generator(x.to(device), c.to(device)).float().cpu())
     return torch.cat(out)
 

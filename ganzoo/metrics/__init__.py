@@ -54,12 +54,11 @@ class EvalContext:
     @torch.no_grad()
     def generate(self, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Float images in [-1, 1] from latents (or real images, for translating models), on CPU."""
+        from ganzoo.engine.samples import generate
+
         if labels is None:
             labels = torch.zeros(inputs.shape[0], len(self.attribute_names))
-        out = []
-        for x, c in zip(inputs.split(self.batch_size), labels.split(self.batch_size)):
-            out.append(self.generator(x.to(self.device), c.to(self.device)).float().cpu())
-        return torch.cat(out)
+        return generate(self.generator, inputs, labels, self.device, self.batch_size)
 
     def sample(self, n: int, labels: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
         """n generated images from seeded latents."""
