@@ -1,23 +1,38 @@
 """ganzoo: a plugin-style, modular GAN zoo for PyTorch.
 
-Public API for users and plugin authors:
-  hookimpl            mark a plugin's hook implementations
+The public API, for users and plugin authors (plugins import nothing else of ganzoo):
+  hookimpl            mark a plugin's hook implementations (the hooks: ganzoo.hookspecs)
   registry(kind)      the registry of "blocks", "losses", "normalizers", "schedules",
                       "models", "datasets" or "metrics"
   LossContext         what a loss term sees of one step
-  GANModel            what a model family builds
+  GANModel            what a model family builds; generate() runs its G in batches
+  GrowthState         what a growth schedule's state(kimg) returns
+  EvalContext         what a metric receives
+  load_run(path)      a snapshot (or a run folder's newest) rebuilt: recipe, model, G-EMA, D
+  ImageDataset        the base class of datasets; read_image() decodes, crops and resizes a file
   make_normalizer     build a registered normalizer for a layer width
   UserError           the error for bad input (exit code 2 at the CLI)
+  checks              range checks for recipe values (power_of_two, at_least, ...)
+  files               atomic file writes
+  images              uint8 <-> float conversion, grids, PNG files
 """
 
+from ganzoo import checks, files, images
 from ganzoo.context import LossContext
+from ganzoo.data import ImageDataset
+from ganzoo.data.image_folder import read_image
+from ganzoo.engine.inference import load_run
+from ganzoo.engine.schedule import GrowthState
 from ganzoo.errors import UserError
+from ganzoo.evaluation import EvalContext, run_metrics
 from ganzoo.hookspecs import hookimpl
-from ganzoo.model import (GANModel, apply_attributes, make_normalizer, single_attribute_targets,
-                          split_critic_output)
+from ganzoo.model import (GANModel, apply_attributes, generate, make_normalizer, parse_attributes,
+                          shuffled, single_attribute_targets, split_critic_output)
 from ganzoo.plugins import registry
 
 __version__ = "0.1.0"
 
-__all__ = ["GANModel", "apply_attributes", "LossContext", "UserError", "__version__", "hookimpl", "make_normalizer",
-           "registry", "single_attribute_targets", "split_critic_output"]
+__all__ = ["EvalContext", "GANModel", "GrowthState", "ImageDataset", "LossContext", "UserError",
+           "__version__", "apply_attributes", "checks", "files", "generate", "hookimpl", "images", "load_run",
+           "make_normalizer", "parse_attributes", "read_image", "registry", "run_metrics",
+           "shuffled", "single_attribute_targets", "split_critic_output"]

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ganzoo.errors import UserError
-from ganzoo.registry import KINDS
+from ganzoo.hookspecs import KINDS
+from ganzoo.plugins import add_commands
 
 # Piped output is not cut to 80 columns: scripts and logs get whole names.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -47,15 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--attr", action="append", default=[], metavar="NAME=0|1",
                         help="requested attribute of a conditional model (repeatable)")
 
-    translate = sub.add_parser("translate", help="translate images with an image-translation model")
-    translate.add_argument("checkpoint")
-    translate.add_argument("images", nargs="+")
-    translate.add_argument("--set-attr", dest="attrs", action="append", default=[],
-                           metavar="NAME=0|1", help="target attribute (repeatable)")
-    translate.add_argument("--out", required=True,
-                           help="folder for the translated images and grid.png (every attribute change)")
-    translate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-
     evaluate = sub.add_parser("eval", help="evaluate a checkpoint with registered metrics")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--metric", dest="metrics", action="append", required=True,
@@ -84,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--resolution", type=int, default=None,
                          help="a lower resolution of the growth schedule (default: the target)")
     _add_set(preview)
+    add_commands(sub)  # commands that belong to a family (e.g. StarGAN's `translate`)
     return parser
 
 
@@ -100,9 +93,10 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        handler = {"run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data,
-                   "translate": cmd_translate, "eval": cmd_eval, "prepare": cmd_prepare}
-        handler[args.command](args)
+        handler = getattr(args, "handler", None) or {
+            "run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data,
+            "eval": cmd_eval, "prepare": cmd_prepare}[args.command]
+        handler(args)
         return 0
     except UserError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -153,7 +147,8 @@ def cmd_list(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from ganzoo.engine.sampling import parse_attributes, sample_checkpoint
+    from ganzoo.engine.inference import sample_checkpoint
+    from ganzoo.model import parse_attributes
 
     _positive(args.n, "--n")
     paths = sample_checkpoint(args.checkpoint, n=args.n, out=args.out, seed=args.seed,
@@ -162,23 +157,15 @@ def cmd_sample(args) -> None:
         "" if len(paths) == 1 else f" ({len(paths)} files)"))
 
 
-def cmd_translate(args) -> None:
-    from ganzoo.engine.sampling import parse_attributes, translate_images
-
-    written = translate_images(args.checkpoint, args.images, out=args.out,
-                               attributes=parse_attributes(args.attrs), device=args.device)
-    console.print(f"wrote {len(written)} images to '{args.out}' (grid.png: every attribute change)")
-
-
 def cmd_eval(args) -> None:
     import json
 
     from ganzoo.engine import build
-    from ganzoo.engine.sampling import load_run
-    from ganzoo.metrics import EvalContext, run_metrics
+    from ganzoo.engine.inference import load_run
+    from ganzoo.evaluation import EvalContext, run_metrics
 
     overrides = list(args.overrides) + ([f"data.root={json.dumps(args.data)}"] if args.data else [])
-    run = load_run(args.checkpoint, build.resolve_device(args.device), overrides)
+    run = load_run(args.checkpoint, args.device, overrides)
     if args.num_images is not None:
         _positive(args.num_images, "--num-images")
     ctx = EvalContext(model=run.model, generator=run.generator, discriminator=run.discriminator,
@@ -214,7 +201,7 @@ def cmd_prepare(args) -> None:
 def cmd_data(args) -> None:
     from ganzoo.data.preview import preview_batch
     from ganzoo.engine.build import build_dataset
-    from ganzoo.engine.images import write_images
+    from ganzoo.images import write_images
     from ganzoo.recipe import load_recipe
 
     _positive(args.n, "--n")

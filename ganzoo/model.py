@@ -3,24 +3,34 @@
 A family is registered under a name (hook `ganzoo_register_models`) as a callable taking its
 own [model] table as keyword arguments plus three the engine supplies:
 `resolution` (the target image size), `channels` (3) and `label_dim` (0 when unconditional).
-It returns a GANModel.
+It returns a GANModel (or a subclass that changes what G is fed: see `make_inputs`).
 
-- `generator(z, labels=None)` returns images in [-1, 1] at the current resolution; a family
-  that translates images (StarGAN) sets `translates=True` and its generator takes
-  `(images, target_labels)` instead of latents.
+- `generator(inputs, labels)` returns images in [-1, 1] at the current resolution; by default
+  its inputs are latents (`sample_latents`).
 - `discriminator(images, labels=None)` returns scores of shape (N,), or a tuple
   (scores, class_logits) when it has an auxiliary classification head.
 - A network that grows implements `set_growth(resolution: int, alpha: float)`; the engine calls
   it whenever the growth schedule moves. Fixed-size networks need not implement it.
+
+The engine asks the model, never a family name, what to feed G: `make_inputs` in training,
+`grid_inputs` and `sample_grid` for the run's sample grids, `eval_inputs` for metrics. A family
+whose G takes something else (StarGAN translates real images) overrides these four.
 """
 
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
+from typing import Iterator
 
 import attrs
+import numpy as np
 import torch
 from torch import nn
+
+from ganzoo.errors import UserError
+from ganzoo.images import make_grid, to_uint8
+from ganzoo.plugins import registry
 
 
 @attrs.define
@@ -28,8 +38,8 @@ class GANModel:
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int = 0
-    translates: bool = False  # G maps (real images, target labels) to images
     prior: str = attrs.field(default="normal", validator=attrs.validators.in_(("normal", "uniform")))
+    translates = False  # True for families whose G maps (real images, target labels) to images
 
     def sample_latents(self, n: int, *, generator: torch.Generator | None = None,
                        device: torch.device | str = "cpu") -> torch.Tensor:
@@ -37,6 +47,69 @@ class GANModel:
         if self.prior == "uniform":
             return torch.rand(n, self.latent_dim, generator=generator, device=device) * 2 - 1
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def make_inputs(self, real: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's inputs for one training step and the labels it is asked for: fresh latents, and
+        `target`, or when None the batch's own labels shuffled (StarGAN, section 4)."""
+        if target is None:
+            target = shuffled(labels)
+        return self.sample_latents(real.shape[0], device=real.device), target
+
+    def grid_inputs(self, n: int, *, seed: int, dataset, first_reals) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed inputs of the run's sample grids, drawn apart from the training RNG.
+        `first_reals(k)` gives the run's first k real images (uint8) and their labels."""
+        latents = self.sample_latents(n, generator=torch.Generator().manual_seed(seed + 12345))
+        return latents, torch.stack([dataset[i % len(dataset)][1] for i in range(n)])
+
+    def sample_grid(self, generator: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
+                    dataset, device, autocast=None) -> np.ndarray:
+        """One sample grid (H, W, 3 uint8) from the fixed inputs."""
+        return make_grid(to_uint8(generate(generator, inputs, labels, device, autocast=autocast)))
+
+    def eval_inputs(self, ctx, n: int, labels: torch.Tensor | None, offset: int
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) batches of n images for metrics: latents of `ctx.sample(n, offset)`;
+        a conditional model gets `labels` (real labels, cycled, as the official evaluation feeds
+        them), else zeros."""
+        latents = self.sample_latents(n, generator=ctx.generator_rng(offset))
+        label_dim = len(ctx.attribute_names)
+        if label_dim and labels is not None and len(labels):
+            labels = labels.repeat((n + len(labels) - 1) // len(labels), 1)[:n]
+        else:
+            labels = torch.zeros(n, label_dim)
+        for start in range(0, n, ctx.batch_size):
+            stop = min(start + ctx.batch_size, n)
+            yield latents[start:stop], labels[start:stop]
+
+
+def shuffled(labels: torch.Tensor) -> torch.Tensor:
+    """Target labels drawn by shuffling a batch's own labels."""
+    if labels.numel() == 0:
+        return labels
+    return labels[torch.randperm(labels.shape[0], device=labels.device)]
+
+
+@torch.no_grad()
+def generate(generator, inputs: torch.Tensor, labels: torch.Tensor, device, batch: int = 64,
+             autocast=None) -> torch.Tensor:
+    """G's float images on the CPU, computed `batch` inputs at a time."""
+    out = []
+    for x, c in zip(inputs.split(batch), labels.split(batch)):
+        with autocast if autocast is not None else nullcontext():
+            out.append(generator(x.to(device), c.to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def parse_attributes(pairs: list[str]) -> dict[str, float]:
+    """`name=1` / `name=0` pairs from the command line."""
+    requested = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or value.strip() not in ("0", "1"):
+            raise UserError(f"attribute setting {pair!r} must look like name=0 or name=1")
+        requested[name.strip()] = float(value)
+    return requested
 
 
 def apply_attributes(labels: torch.Tensor, names: list[str], requested: dict[str, float],
@@ -46,7 +119,6 @@ def apply_attributes(labels: torch.Tensor, names: list[str], requested: dict[str
     labels = labels.clone()
     for name, value in requested.items():
         if name not in names:
-            from ganzoo.errors import UserError
             raise UserError(f"unknown attribute {name!r}; this model knows: {', '.join(names) or 'none'}")
         if value:
             for group in groups:
@@ -96,8 +168,6 @@ def make_normalizer(name: str, num_features: int) -> nn.Module:
     Normalizers that need the channel count take `num_features` as their first parameter
     (BatchNorm-style); the others (pixelnorm) are built with their defaults.
     """
-    from ganzoo.plugins import registry
-
     cls = registry("normalizers").get(name)
     params = list(inspect.signature(cls).parameters.values())
     if params and params[0].name in ("num_features", "num_channels", "channels"):

@@ -157,6 +157,21 @@ def registry(kind: str) -> Registry:
         raise UserError(f"unknown registry kind {kind!r}; known: {', '.join(KINDS)}") from None
 
 
+def add_commands(subparsers) -> None:
+    """Let every loaded plugin add its CLI commands (hook `ganzoo_register_commands`); a plugin
+    whose hook fails is marked broken and its half-added commands stay unusable, never fatal."""
+    current = state()
+    current.load()
+    by_name = {info.name: info for info in current.plugins}
+    for impl in getattr(current.pm.hook, hookspecs.COMMANDS_HOOK).get_hookimpls():
+        try:
+            impl.function(subparsers=subparsers)
+        except Exception as exc:
+            info = by_name.get(impl.plugin_name)
+            if info is not None:
+                info.status, info.error = "broken", _describe(exc)
+
+
 def plugins() -> list[PluginInfo]:
     state().load()
     return list(state().plugins)

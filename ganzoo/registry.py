@@ -8,8 +8,9 @@ from typing import Any, Iterator
 import attrs
 
 from ganzoo.errors import UserError
+from ganzoo.hookspecs import KINDS
 
-KINDS = ("blocks", "losses", "normalizers", "schedules", "models", "datasets", "metrics")
+__all__ = ["KINDS", "Entry", "Registry", "RegistryError", "singular_kind"]
 
 
 @attrs.frozen

@@ -22,13 +22,14 @@ from torch.nn.parallel import DistributedDataParallel
 from ganzoo.context import LossContext
 from ganzoo.engine import build, checkpoint, distributed
 from ganzoo.engine.ema import EMA
-from ganzoo.engine.images import make_grid, save_png
-from ganzoo.engine.samples import fixed_sample_inputs, sample_grid
 from ganzoo.engine.progress import MetricsLog, ProgressBar
 from ganzoo.engine.state import (load_weights, preserved_rng, restore_rng, rng_tensors,
                                  seed_everything, versions)
 from ganzoo.engine.stream import Cursor, RealStream
+from ganzoo.data.preview import preview_items
 from ganzoo.errors import UserError
+from ganzoo.evaluation import EvalContext, run_metrics
+from ganzoo.images import make_grid, save_png, to_float
 from ganzoo.model import set_growth
 from ganzoo.recipe import Recipe, dumps_toml, recipe_to_dict
 
@@ -42,18 +43,6 @@ def label_bank(dataset) -> torch.Tensor:
     if isinstance(table, torch.Tensor):
         return table[:LABEL_BANK].clone()
     return torch.stack([dataset[i][1] for i in range(min(LABEL_BANK, len(dataset)))])
-
-
-def images_to_float(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] to float [-1, 1]."""
-    return batch.float().div_(127.5).sub_(1.0)
-
-
-def shuffled_labels(labels: torch.Tensor) -> torch.Tensor:
-    """Target labels drawn by shuffling the batch's own labels (StarGAN, section 4)."""
-    if labels.numel() == 0:
-        return labels
-    return labels[torch.randperm(labels.shape[0], device=labels.device)]
 
 
 class Trainer:
@@ -96,7 +85,9 @@ class Trainer:
         self.growth: tuple[int, float] | None = None
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                          if recipe.run.precision == "bf16" else nullcontext())
-        self.sample_inputs = fixed_sample_inputs(self.model, self.dataset, recipe)
+        self.sample_inputs = self.model.grid_inputs(
+            recipe.train.sample_grid, seed=recipe.run.seed, dataset=self.dataset,
+            first_reals=lambda k: preview_items(self.dataset, recipe, k))
         self.dataset_labels = label_bank(self.dataset) if self.dataset.label_dim else None
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
 
@@ -193,7 +184,7 @@ class Trainer:
 
     def _real_batch(self, state):
         images, labels = self.stream.next()
-        real = images_to_float(images.to(self.device, non_blocking=True))
+        real = to_float(images.to(self.device, non_blocking=True))
         prepare = getattr(self.schedule, "prepare_real", None)
         if prepare is not None:  # e.g. ProGAN fades real images between resolutions
             real = prepare(real, state)
@@ -204,9 +195,9 @@ class Trainer:
         logged: dict[str, torch.Tensor] = {}
         for _ in range(self.recipe.train.n_critic):
             real, labels = self._real_batch(state)
-            target = shuffled_labels(labels)
+            inputs, target = self.model.make_inputs(real, labels)
             with torch.no_grad(), self.autocast:
-                fake = self.G_train(self._generator_input(real), target)
+                fake = self.G_train(inputs, target)
             ctx = LossContext(real=real, fake=fake.detach(), discriminator=self._critic,
                               phase="discriminator", real_labels=labels, target_labels=target,
                               generator=self._generator)
@@ -220,8 +211,9 @@ class Trainer:
                     hook(self.D)
         self.D.requires_grad_(False)
         try:
+            inputs, _ = self.model.make_inputs(real, labels, target)
             with self.autocast:  # the G step reuses the last real batch (and its target labels)
-                fake = self.G_train(self._generator_input(real), target)
+                fake = self.G_train(inputs, target)
             ctx = LossContext(real=real, fake=fake, discriminator=self._critic, phase="generator",
                               real_labels=labels, target_labels=target, generator=self._generator)
             total = self._sum_terms(ctx, "generator_loss", "G", logged)
@@ -233,12 +225,6 @@ class Trainer:
         self.ema.update(self.G)
         self.step += 1
         return logged
-
-    def _generator_input(self, real: torch.Tensor) -> torch.Tensor:
-        """Fresh latents, or the real images themselves for a translating family (StarGAN)."""
-        if self.model.translates:
-            return real
-        return self.model.sample_latents(real.shape[0], device=self.device)
 
     def _generator(self, inputs, labels=None):
         """G for loss terms that call it again (cycle reconstruction), under the run's precision."""
@@ -289,13 +275,12 @@ class Trainer:
     def _write_samples(self) -> None:
         if not self.dist.is_main:
             return
-        grid = sample_grid(self.model, self.ema.model, *self.sample_inputs, self.dataset,
-                           self.device, self.autocast)
+        grid = self.model.sample_grid(self.ema.model, *self.sample_inputs, dataset=self.dataset,
+                                      device=self.device, autocast=self.autocast)
         save_png(grid, self.out_dir / "samples" / f"fakes-{self.images:012d}.png")
 
     def _evaluate(self, state) -> None:
         """Periodic evaluation ([eval]); it draws no random numbers the training would have drawn."""
-        from ganzoo.metrics import EvalContext, run_metrics
 
         ctx = EvalContext(model=self.model, generator=self.ema.model, discriminator=self.D,
                           dataset=self.dataset, resolution=state.resolution, device=self.device,

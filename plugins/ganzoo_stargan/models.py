@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ganzoo_stargan.blocks import ClassHead, LabelConcat
+from ganzoo_stargan.translation import TranslationModel
 
 LEAK = 0.01  # D's LeakyReLU slope (official model.py)
 D_REPEAT_DEFAULT = 6  # the official d_repeat_num
@@ -141,7 +142,7 @@ def _int(name: str, value, minimum: int) -> int:
 
 def build_stargan(*, resolution: int, channels: int = 3, label_dim: int = 0, conv_dim: int = 64,
                   repeat_num: int | None = None, g_repeat_num: int = 6, mask_dims: int = 0,
-                  normalizer: str = "instance") -> ganzoo.GANModel:
+                  normalizer: str = "instance") -> TranslationModel:
     """StarGAN (Choi et al. 2018): one generator translating images between attribute domains.
 
     `conv_dim`: width of G's first layer and of D's first layer (official g/d_conv_dim 64).
@@ -181,4 +182,4 @@ def build_stargan(*, resolution: int, channels: int = 3, label_dim: int = 0, con
     discriminator = StarGANDiscriminator(resolution=resolution, channels=channels,
                                          num_classes=label_dim - mask_dims, conv_dim=conv_dim,
                                          repeat_num=repeat_num)
-    return ganzoo.GANModel(generator, discriminator, latent_dim=0, translates=True)
+    return TranslationModel(generator, discriminator, latent_dim=0)

@@ -14,7 +14,7 @@ import ganzoo
 from ganzoo.cli import main
 from ganzoo.data.preview import preview_batch
 from ganzoo.engine import build, checkpoint
-from ganzoo.engine.sampling import load_run
+from ganzoo.engine.inference import load_run
 from ganzoo.engine.trainer import Trainer
 from ganzoo.recipe import load_recipe
 

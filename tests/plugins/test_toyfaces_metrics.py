@@ -18,6 +18,7 @@ from torch import nn
 from ganzoo.cli import main
 from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS
 from ganzoo.metrics import EvalContext, run_metrics
+from ganzoo_stargan.translation import TranslationModel
 from ganzoo_stargan.classifier import cache_path, load_classifier
 
 FIVE = ["black_hair", "blond_hair", "brown_hair", "male", "young"]  # StarGAN's, grouped hair
@@ -102,7 +103,7 @@ def context(model: ganzoo.GANModel, dataset, num_images: int) -> EvalContext:
 
 
 def translator_context(generator, faces, n: int) -> EvalContext:
-    return context(ganzoo.GANModel(generator, Critic(), translates=True), faces, n)
+    return context(TranslationModel(generator, Critic()), faces, n)
 
 
 # --- the classifier --------------------------------------------------------------------------
