@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ganzoo.errors import UserError
+from ganzoo.errors import RunStopped, UserError
 from ganzoo.hookspecs import KINDS
 from ganzoo.plugins import add_commands
 
@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(run)
     run.add_argument("--resume", action="store_true",
                      help="continue from the newest snapshot in run.out_dir")
+    run.add_argument("--resume-anyway", action="store_true",
+                     help="with --resume: continue even though the recipe differs from the snapshot's "
+                          "in more than its length, logging and evaluation settings")
 
     lister = sub.add_parser("list", help="list plugins or a registry's entries")
     lister.add_argument("kind", choices=("plugins",) + KINDS)
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
+    except RunStopped as exc:  # a signal: the run saved its snapshot first
+        err_console.print(escape(str(exc)), highlight=False, soft_wrap=True)
+        return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
@@ -119,7 +125,8 @@ def cmd_run(args) -> None:
     from ganzoo.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    Trainer(recipe, resume=args.resume, console=console).run()
+    Trainer(recipe, resume=args.resume or args.resume_anyway, resume_anyway=args.resume_anyway,
+            console=console).run()
 
 
 def cmd_list(args) -> None:

@@ -26,11 +26,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = temp_path(path)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers (safetensors) create files 0600
         fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -39,6 +39,7 @@ class GANModel:
     discriminator: nn.Module
     latent_dim: int = 0
     prior: str = attrs.field(default="normal", validator=attrs.validators.in_(("normal", "uniform")))
+    conditional: bool = False  # G takes the labels it is given into account
     translates = False  # True for families whose G maps (real images, target labels) to images
 
     def sample_latents(self, n: int, *, generator: torch.Generator | None = None,

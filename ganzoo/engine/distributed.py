@@ -47,3 +47,12 @@ def all_reduce_mean(values: torch.Tensor, info: Dist) -> torch.Tensor:
         dist.all_reduce(values)
         values /= info.world
     return values
+
+
+def any_rank(flag: bool, info: Dist) -> bool:
+    """True on every rank when it is true on any (so all ranks stop at the same iteration)."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([float(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

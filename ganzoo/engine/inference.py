@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 
 import attrs
 import torch
 
-from ganzoo.engine import build, checkpoint
-from ganzoo.engine.state import load_weights
+from ganzoo.engine import build
+from ganzoo.engine.checkpoint import Snapshot, list_snapshots, load_weights
 from ganzoo.errors import UserError
 from ganzoo.images import to_uint8, write_image_batches
 from ganzoo.model import GANModel, apply_attributes, generate, set_growth
@@ -34,7 +33,7 @@ def resolve_snapshot(path: str | Path) -> Path:
     """A snapshot file as given, or a run folder's newest snapshot."""
     path = Path(path)
     if path.is_dir():
-        found = checkpoint.list_snapshots(path / "checkpoints") or checkpoint.list_snapshots(path)
+        found = list_snapshots(path / "checkpoints") or list_snapshots(path)
         if not found:
             raise UserError(f"'{path}' is a folder without snapshots (looked in '{path / 'checkpoints'}')")
         return found[-1]
@@ -46,23 +45,24 @@ def load_run(path: str | Path, device: str | torch.device = "auto", overrides: l
     `path` is a snapshot or a run folder (its newest snapshot)."""
     path = resolve_snapshot(path)
     device = build.resolve_device(device) if isinstance(device, str) else device
-    tensors, meta = checkpoint.load(path)
-    raw = tomllib.loads(meta["recipe"])
+    snapshot = Snapshot.read(path)
+    try:
+        raw = tomllib.loads(snapshot.recipe_toml)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"checkpoint '{path}': its recipe field is not valid TOML ({exc})") from None
     for override in overrides:
         apply_override(raw, override)
     recipe = recipe_from_dict(raw, source=f"checkpoint '{path}'")
-    data = json.loads(meta["data"])
-    names = list(data["attribute_names"])
+    names = snapshot.data["attribute_names"]
     model = build.build_model(recipe, len(names))
-    load_weights(model.generator, checkpoint.split(tensors, "G_ema"), "generator", str(path))
-    load_weights(model.discriminator, checkpoint.split(tensors, "D"), "discriminator", str(path))
-    growth = json.loads(meta["schedule"])
+    load_weights(model.generator, snapshot.part("G_ema"), "generator", str(path))
+    load_weights(model.discriminator, snapshot.part("D"), "discriminator", str(path))
+    resolution, alpha = snapshot.growth["resolution"], snapshot.growth["alpha"]
     for net in (model.generator, model.discriminator):
-        set_growth(net, growth["resolution"], growth["alpha"])
+        set_growth(net, resolution, alpha)
     return LoadedRun(recipe, model, model.generator.to(device).eval(),
-                     model.discriminator.to(device).eval(), growth["resolution"], names,
-                     [list(g) for g in data.get("attribute_groups", [])],
-                     tensors.get("data/labels"), device)
+                     model.discriminator.to(device).eval(), resolution, names,
+                     snapshot.data["attribute_groups"], snapshot.label_bank, device)
 
 
 @torch.no_grad()
@@ -75,13 +75,13 @@ def sample_checkpoint(path: str | Path, *, n: int, out: str | Path, seed: int = 
                         "(an image-translation model: use `ganzoo translate`)")
     g = torch.Generator().manual_seed(seed)
     latents = run.model.sample_latents(n, generator=g)
+    if attributes and not run.model.conditional:
+        raise UserError(f"'{path}' holds an unconditional model: it takes no attributes (--attr)")
     labels = torch.zeros(n, len(run.attribute_names))
     if run.attribute_names:
         bank = run.label_bank
         labels = bank[torch.randint(len(bank), (n,), generator=g)] if bank is not None else labels
         labels = apply_attributes(labels, run.attribute_names, attributes or {}, run.attribute_groups)
-    elif attributes:
-        raise UserError(f"'{path}' holds an unconditional model: it takes no attributes")
     batches = (to_uint8(generate(run.generator, z, c, run.device, batch_size))
                for z, c in zip(latents.split(batch_size), labels.split(batch_size)))
     return write_image_batches(batches, out)

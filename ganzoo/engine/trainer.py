@@ -3,15 +3,16 @@
 One iteration = `n_critic` discriminator steps (each on a fresh real batch) and one generator
 step. kimg counts real images shown to D, as in ProGAN. Everything that decides the trajectory
 (weights, optimizer state, RNG, data cursor) is in the snapshot, so `--resume` continues
-bit-for-bit.
+bit-for-bit. `Trainer.run` reads top to bottom: start (fresh or resumed), the loop, and once
+per tick the maintenance (log, samples, snapshot, evaluation), then the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import math
 import time
+import tomllib
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -20,21 +21,29 @@ from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo.context import LossContext
-from ganzoo.engine import build, checkpoint, distributed
+from ganzoo.engine import build, distributed
+from ganzoo.engine.checkpoint import (Snapshot, list_snapshots, load_weights, optimizer_from_flat,
+                                      optimizer_to_flat, prefixed, preserved_rng, restore_rng,
+                                      rng_tensors, seed_everything, snapshot_name,
+                                      sweep_temporaries, versions)
 from ganzoo.engine.ema import EMA
-from ganzoo.engine.progress import MetricsLog, ProgressBar
-from ganzoo.engine.state import (load_weights, preserved_rng, restore_rng, rng_tensors,
-                                 seed_everything, versions)
-from ganzoo.engine.stream import Cursor, RealStream
+from ganzoo.engine.guards import Preemption, RunLock
+from ganzoo.engine.runlog import Console80, MetricsLog, format_duration, now_iso, peak_memory_mb
 from ganzoo.data.preview import preview_items
-from ganzoo.errors import UserError
+from ganzoo.engine.stream import Cursor, RealStream
+from ganzoo.errors import RunStopped, UserError
 from ganzoo.evaluation import EvalContext, run_metrics
+from ganzoo.files import write_text
 from ganzoo.images import make_grid, save_png, to_float
 from ganzoo.model import set_growth
-from ganzoo.recipe import Recipe, dumps_toml, recipe_to_dict
-
+from ganzoo.recipe import Recipe, dumps_toml, recipe_from_dict, recipe_to_dict
 
 LABEL_BANK = 1024  # labels of this many real images are stored with each snapshot
+# Recipe keys a resumed run may change: they extend the run or change what it reports, never
+# its trajectory (or, for device and workers, only where it runs).
+RESUMABLE_CHANGES = ("train.kimg", "train.log_kimg", "train.sample_kimg", "train.snapshot_kimg",
+                     "train.keep_snapshots", "eval.", "run.out_dir", "run.device", "data.workers",
+                     "data.hint")
 
 
 def label_bank(dataset) -> torch.Tensor:
@@ -46,11 +55,13 @@ def label_bank(dataset) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, *, resume: bool = False, console: Console | None = None):
+    def __init__(self, recipe: Recipe, *, resume: bool = False, resume_anyway: bool = False,
+                 console: Console | None = None):
         self.recipe = recipe
         self.console = console or Console()
         self.out_dir = Path(recipe.run.out_dir)
         self.snapshot_dir = self.out_dir / "checkpoints"
+        self.resume_anyway = resume_anyway
         device = build.resolve_device(recipe.run.device)
         self.dist = distributed.init(device.type)
         self.device = distributed.device_for(self.dist, device)
@@ -90,11 +101,13 @@ class Trainer:
             first_reals=lambda k: preview_items(self.dataset, recipe, k))
         self.dataset_labels = label_bank(self.dataset) if self.dataset.label_dim else None
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
-
-    # ------------------------------------------------------------------------------ setup
+        self.last_snapshot: Path | None = self.resume_from
+        self.reals_written: set[int] = set()
 
     def _find_resume_point(self, resume: bool) -> Path | None:
-        snapshots = checkpoint.list_snapshots(self.snapshot_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise UserError(f"run.out_dir '{self.out_dir}' is a file; set run.out_dir to a folder")
+        snapshots = list_snapshots(self.snapshot_dir)
         if snapshots and not resume:
             raise UserError(f"'{self.out_dir}' already holds a run ({len(snapshots)} snapshots); "
                             "pass --resume to continue it or set run.out_dir to a new folder")
@@ -102,71 +115,119 @@ class Trainer:
             self.console.print(f"no snapshot in '{self.snapshot_dir}': starting a new run")
         return snapshots[-1] if resume and snapshots else None
 
-    # ------------------------------------------------------------------------------ the loop
-
     @property
     def kimg(self) -> float:
         return self.images / 1000.0
 
+    # ------------------------------------------------------------------------------ the run
+
     def run(self) -> None:
         recipe = self.recipe
+        total = round(recipe.train.kimg * 1000)
+        lock = RunLock(self.out_dir) if self.dist.is_main else nullcontext()
+        with lock, Preemption() as stop:
+            # Start: resume exactly where the snapshot stopped, or begin afresh.
+            self._start()
+            if self.images >= total:
+                self.console.print(f"the run already reached {self.kimg:.3f} kimg (train.kimg = "
+                                   f"{recipe.train.kimg}); raise train.kimg to train further")
+                return
+            out = Console80(self.console, total / 1000, self.kimg) if self.dist.is_main else None
+            self.tick = {"sums": {}, "count": 0, "images": self.images,
+                         "time": time.perf_counter(), "side": 0.0}
+            started = time.perf_counter()
+            try:
+                while self.images < total:
+                    state = self._apply_schedule()
+                    before = self.images
+                    self._accumulate(self.train_iteration(state))
+                    done = self.images >= total
+                    stopping = distributed.any_rank(stop.signal is not None, self.dist)
+
+                    # Maintenance, once per tick; its time is left out of the speed.
+                    side_start = time.perf_counter()
+                    if _crossed(before, self.images, recipe.train.log_kimg) or done or stopping:
+                        self._log_interval(state, out)
+                    elif out:
+                        out.tick(self.kimg, _stage(state))
+                    if state.resolution not in self.reals_written:
+                        self._write_reals(state.resolution)
+                    if _crossed(before, self.images, recipe.train.sample_kimg) or done:
+                        self._write_samples()
+                    if _crossed(before, self.images, recipe.train.snapshot_kimg) or done or stopping:
+                        self._save_snapshot()
+                    every = recipe.eval.every_kimg
+                    if recipe.eval.metrics and (done or (every and _crossed(before, self.images, every))):
+                        self._evaluate(state)
+                    self.tick["side"] += time.perf_counter() - side_start
+
+                    if stopping:
+                        raise RunStopped(
+                            f"stopped by {stop.name} at {self.kimg:.3f} kimg; snapshot "
+                            f"'{self.last_snapshot}'; continue with: ganzoo run RECIPE --resume",
+                            stop.exit_code)
+            finally:
+                if out:
+                    out.close()
+        # End: what was reached, and what to do next.
+        if self.dist.is_main:
+            self._finish(time.perf_counter() - started)
+
+    def _start(self) -> None:
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "recipe.toml").write_text(dumps_toml(recipe_to_dict(recipe)))
+            sweep_temporaries(self.snapshot_dir)
+            sweep_temporaries(self.out_dir)
         if self.resume_from is not None:
-            self._load_snapshot(self.resume_from)
+            snapshot = Snapshot.read(self.resume_from)
+            self._check_resumable(snapshot)
+            self._load_snapshot(snapshot)
             if self.dist.is_main:
                 self.metrics.truncate_after(self.kimg)
-                self.console.print(f"resuming from '{self.resume_from}' at {self.kimg:.3f} kimg")
-        total = round(recipe.train.kimg * 1000)
-        if self.images >= total:
-            self.console.print(f"the run already reached {self.kimg:.3f} kimg (train.kimg = "
-                               f"{recipe.train.kimg}); raise train.kimg to train further")
-            return
-        bar = ProgressBar(self.console, total / 1000, self.kimg) if self.dist.is_main else None
-        sums: dict[str, torch.Tensor] = {}
-        count, tick_images, tick_time, side_time = 0, self.images, time.perf_counter(), 0.0
-        try:
-            while self.images < total:
-                state = self._apply_schedule()
-                before = self.images
-                for name, value in self.train_iteration(state).items():
-                    sums[name] = sums.get(name, 0) + value
-                count += 1
-                side_start = time.perf_counter()
-                done = self.images >= total
-                if _crossed(before, self.images, recipe.train.log_kimg) or done:
-                    seconds = max(time.perf_counter() - tick_time - side_time, 1e-9)
-                    speed = (self.images - tick_images) / seconds
-                    means = self._mean_over_ranks(sums, count)
-                    self._log(state, speed, means)
-                    if bar:
-                        bar.update(self.kimg, _stage(state), speed, means)
-                    sums, count, tick_images, tick_time, side_time = {}, 0, self.images, time.perf_counter(), 0.0
-                    side_start = tick_time
-                elif bar:
-                    bar.update(self.kimg, _stage(state))
-                if _crossed(before, self.images, recipe.train.sample_kimg) or done:
-                    self._write_samples()
-                if _crossed(before, self.images, recipe.train.snapshot_kimg) or done:
-                    self._save_snapshot()
-                every = recipe.eval.every_kimg
-                if recipe.eval.metrics and (done or (every and _crossed(before, self.images, every))):
-                    self._evaluate(state)
-                side_time += time.perf_counter() - side_start
-        finally:
-            if bar:
-                bar.close()
+        elif self.dist.is_main:
+            aside = self.metrics.set_aside()
+            if aside:
+                self.console.print(f"a previous metrics.jsonl without snapshots was kept as '{aside.name}'")
         if self.dist.is_main:
-            self.console.print(f"done: {self.kimg:.3f} kimg; samples and snapshots in '{self.out_dir}'")
+            write_text(self.out_dir / "recipe.toml", dumps_toml(recipe_to_dict(self.recipe)))
+            self._banner()
+
+    def _banner(self) -> None:
+        count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+        if self.device.type == "cuda":
+            props = torch.cuda.get_device_properties(self.device)
+            device = f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"
+        else:
+            device = f"cpu ({torch.get_num_threads()} threads)"
+        where = (f"resuming from '{self.resume_from}' at {self.kimg:.3f} kimg"
+                 if self.resume_from else "starting a new run")
+        self.console.print(
+            f"{where}\n  device {device}, precision {self.recipe.run.precision}"
+            f"{f', {self.dist.world} processes' if self.dist.enabled else ''}\n"
+            f"  G {count(self.G):,} parameters, D {count(self.D):,} parameters\n"
+            f"  data {self.recipe.data.dataset}: {len(self.dataset):,} images at "
+            f"{self.dataset.resolution}px\n  out_dir '{self.out_dir}', {self.recipe.train.kimg:g} kimg",
+            highlight=False, soft_wrap=True)
+
+    def _finish(self, seconds: float) -> None:
+        records = [r for r in self.metrics.records() if "D/total" in r]
+        last = records[-1] if records else {}
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                           if "/" in k and isinstance(v, float))
+        self.console.print(
+            f"done: {self.kimg:.3f} kimg in {format_duration(seconds)}; samples and snapshots in "
+            f"'{self.out_dir}'\n  final losses: {losses or '-'}\n  last snapshot: '{self.last_snapshot}'\n"
+            f"  next: ganzoo sample {self.out_dir} --n 64 --out samples.png | ganzoo eval {self.out_dir} "
+            f"--metric swd | ganzoo run RECIPE --resume --set train.kimg=<more>",
+            highlight=False, soft_wrap=True)
+
+    # ------------------------------------------------------------------------------ one iteration
 
     def _apply_schedule(self):
         state = self.schedule.state(self.kimg)
         if (state.resolution, state.alpha) != self.growth:
             for net in (self.G, self.D, self.ema.model):
                 set_growth(net, state.resolution, state.alpha)
-            if self.growth is None or state.resolution != self.growth[0]:
-                self._write_reals(state.resolution, state)
             self.growth = (state.resolution, state.alpha)
         if state.phase != self.phase:
             if self.phase is not None and state.reset_optimizers:
@@ -174,11 +235,10 @@ class Trainer:
                 self.opt_D.state.clear()
             self.phase = state.phase
         lr_G, lr_D = (state.lr, state.lr) if state.lr is not None else self.base_lr
-        lr_G, lr_D = lr_G * state.lr_scale, lr_D * state.lr_scale
         for group in self.opt_G.param_groups:
-            group["lr"] = lr_G
+            group["lr"] = lr_G * state.lr_scale
         for group in self.opt_D.param_groups:
-            group["lr"] = lr_D
+            group["lr"] = lr_D * state.lr_scale
         self.stream.configure(state.resolution, state.batch_size)
         return state
 
@@ -236,41 +296,70 @@ class Trainer:
             return self.D_train(images, labels)
 
     def _sum_terms(self, ctx, method: str, side: str, logged: dict) -> torch.Tensor:
+        share = self.recipe.train.n_critic if side == "D" else 1  # D's terms: mean over its steps
         total = None
         for term in self.losses:
             value = getattr(term, method)(ctx)
             if value is None:
                 continue
-            value = value.float()
             key = f"{side}/{term.name}"
-            logged[key] = logged.get(key, 0) + value.detach() / (
-                self.recipe.train.n_critic if side == "D" else 1)
-            total = term.weight * value if total is None else total + term.weight * value
+            logged[key] = logged.get(key, 0) + value.detach().float() / share
+            weighted = term.weight * value.float()
+            total = weighted if total is None else total + weighted
         if total is None:
             which = "discriminator" if side == "D" else "generator"
             raise UserError(f"no loss term in [[losses]] trains the {which}")
-        logged[f"{side}/total"] = logged.get(f"{side}/total", 0) + total.detach() / (
-            self.recipe.train.n_critic if side == "D" else 1)
+        logged[f"{side}/total"] = logged.get(f"{side}/total", 0) + total.detach() / share
         return total
 
-    # ------------------------------------------------------------------------------ outputs
+    def _accumulate(self, logged: dict[str, torch.Tensor]) -> None:
+        sums = self.tick["sums"]
+        for name, value in logged.items():
+            sums[name] = sums.get(name, 0) + value
+        self.tick["count"] += 1
 
-    def _mean_over_ranks(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
-        """Loss means over the log interval, averaged over all processes."""
-        names = sorted(sums)
-        values = torch.stack([torch.as_tensor(sums[n], device=self.device).float() for n in names]) / count
-        values = distributed.all_reduce_mean(values, self.dist)
-        return dict(zip(names, values.tolist()))
+    # ------------------------------------------------------------------------------ maintenance
 
-    def _log(self, state, speed: float, means: dict[str, float]) -> None:
+    def _log_interval(self, state, out: Console80 | None) -> None:
+        """Loss means over the interval (all ranks), checked for divergence, then written."""
+        tick = self.tick
+        seconds = max(time.perf_counter() - tick["time"] - tick["side"], 1e-9)
+        shown = self.images - tick["images"]
+        names = sorted(tick["sums"])
+        values = torch.stack([torch.as_tensor(tick["sums"][n], device=self.device).float()
+                              for n in names]) / max(tick["count"], 1)
+        means = dict(zip(names, distributed.all_reduce_mean(values, self.dist).tolist()))
+        self._check_finite(means)
+        self.tick = {"sums": {}, "count": 0, "images": self.images, "time": time.perf_counter(),
+                     "side": 0.0}
         if not self.dist.is_main:
             return
-        record = {"kimg": round(self.kimg, 6), "step": self.step, "img_per_s": round(speed, 2),
+        record = {"kimg": round(self.kimg, 6), "step": self.step, "time": now_iso(),
+                  "img_per_s": round(shown / seconds, 2),
+                  "sec_per_kimg": round(seconds / max(shown / 1000, 1e-9), 4),
+                  "peak_mem_mb": round(peak_memory_mb(self.device), 1),
                   "resolution": state.resolution, "alpha": round(state.alpha, 6),
                   "batch_size": state.batch_size, "lr_G": self.opt_G.param_groups[0]["lr"],
                   "lr_D": self.opt_D.param_groups[0]["lr"]}
-        record.update({k: round(v, 6) if math.isfinite(v) else v for k, v in means.items()})
+        record.update({k: round(v, 6) for k, v in means.items()})
         self.metrics.write(record)
+        if out:
+            out.interval(self.kimg, _stage(state), record, means)
+
+    def _check_finite(self, means: dict[str, float]) -> None:
+        """Stop at the first non-finite loss or weight: nothing after it is ever snapshotted."""
+        bad = next((name for name, value in means.items() if not torch.isfinite(torch.tensor(value))), None)
+        if bad is None:
+            with torch.no_grad():
+                for what, net in (("G", self.G), ("D", self.D)):
+                    if not torch.isfinite(sum(p.float().sum() for p in net.parameters())):
+                        bad = f"{what} weights"
+                        break
+        if bad is not None:
+            last = f"'{self.last_snapshot}'" if self.last_snapshot else "none (no snapshot yet)"
+            raise UserError(f"training diverged: {bad} is not finite at {self.kimg:.3f} kimg; no "
+                            f"snapshot was written after it; last good snapshot: {last}. Lower the "
+                            "learning rates or check the losses' weights, then resume from it")
 
     def _write_samples(self) -> None:
         if not self.dist.is_main:
@@ -279,79 +368,115 @@ class Trainer:
                                       device=self.device, autocast=self.autocast)
         save_png(grid, self.out_dir / "samples" / f"fakes-{self.images:012d}.png")
 
+    def _write_reals(self, resolution: int) -> None:
+        """The real images exactly as D sees them at this resolution, once per resolution."""
+        self.reals_written.add(resolution)
+        if not self.dist.is_main:
+            return
+        batch, _ = preview_items(self.dataset, self.recipe, min(self.recipe.train.sample_grid, 64),
+                                 resolution=resolution)
+        save_png(make_grid(batch), self.out_dir / "samples" / f"reals-{resolution}.png")
+
     def _evaluate(self, state) -> None:
         """Periodic evaluation ([eval]); it draws no random numbers the training would have drawn."""
-
         ctx = EvalContext(model=self.model, generator=self.ema.model, discriminator=self.D,
                           dataset=self.dataset, resolution=state.resolution, device=self.device,
                           num_images=self.recipe.eval.num_images, seed=self.recipe.run.seed)
         with preserved_rng():
             results = run_metrics(ctx, self.recipe.eval.metrics, self.recipe.eval.params)
         if self.dist.is_main:
-            self.metrics.write({"kimg": round(self.kimg, 6), "step": self.step, **results})
+            self.metrics.write({"kimg": round(self.kimg, 6), "step": self.step, "time": now_iso(),
+                                **results})
             self.console.print(f"eval at {self.kimg:.1f} kimg: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in results.items()))
 
-    def _write_reals(self, resolution: int, state) -> None:
-        """The real images exactly as D sees them at this resolution, once per resolution."""
-        if not self.dist.is_main:
-            return
-        from ganzoo.data.preview import preview_batch
-
-        batch = preview_batch(self.dataset, self.recipe, min(self.recipe.train.sample_grid, 64),
-                              resolution=resolution)
-        save_png(make_grid(batch), self.out_dir / "samples" / f"reals-{resolution}.png")
+    # ------------------------------------------------------------------------------ snapshots
 
     def _save_snapshot(self) -> None:
+        self._check_finite({})  # never a snapshot of non-finite weights
         if not self.dist.is_main:
             return
         tensors = {}
-        tensors.update(checkpoint.prefixed("G", self.G.state_dict()))
-        tensors.update(checkpoint.prefixed("D", self.D.state_dict()))
-        tensors.update(checkpoint.prefixed("G_ema", self.ema.model.state_dict()))
-        opt_G, opt_G_meta = checkpoint.optimizer_to_flat(self.opt_G)
-        opt_D, opt_D_meta = checkpoint.optimizer_to_flat(self.opt_D)
-        tensors.update(checkpoint.prefixed("optim/G", opt_G))
-        tensors.update(checkpoint.prefixed("optim/D", opt_D))
+        for prefix, net in (("G", self.G), ("D", self.D), ("G_ema", self.ema.model)):
+            tensors.update(prefixed(prefix, net.state_dict()))
+        optim = {}
+        for side, optimizer in (("G", self.opt_G), ("D", self.opt_D)):
+            flat, optim[side] = optimizer_to_flat(optimizer)
+            tensors.update(prefixed(f"optim/{side}", flat))
         rng, rng_meta = rng_tensors()
         tensors.update(rng)
-        if self.dataset.label_dim:  # real label combinations, for sampling conditional models later
+        if self.dataset_labels is not None:  # real label combinations, for sampling later
             tensors["data/labels"] = self.dataset_labels
         resolution, alpha = self.growth
-        metadata = {
-            "step": str(self.step), "kimg": repr(self.kimg), "images": str(self.images),
-            "schedule": json.dumps({"resolution": resolution, "alpha": alpha, "phase": self.phase}),
-            "cursor": json.dumps([self.stream.cursor.epoch, self.stream.cursor.position]),
-            "recipe": dumps_toml(recipe_to_dict(self.recipe)),
-            "data": json.dumps({"resolution": self.dataset.resolution,
-                                "attribute_names": list(self.dataset.attribute_names),
-                                "attribute_groups": list(self.dataset.attribute_groups)}),
-            "optim/G": opt_G_meta, "optim/D": opt_D_meta, "rng": rng_meta, "versions": versions(),
-        }
-        path = self.snapshot_dir / checkpoint.snapshot_name(self.images)
-        checkpoint.save(path, tensors, metadata)
+        snapshot = Snapshot(
+            tensors=tensors, step=self.step, images=self.images,
+            growth={"resolution": resolution, "alpha": alpha, "phase": self.phase},
+            cursor=(self.stream.cursor.epoch, self.stream.cursor.position),
+            recipe_toml=dumps_toml(recipe_to_dict(self.recipe)),
+            data={"resolution": self.dataset.resolution,
+                  "attribute_names": list(self.dataset.attribute_names),
+                  "attribute_groups": list(self.dataset.attribute_groups)},
+            optim=optim, rng=rng_meta, versions=versions())
+        path = self.snapshot_dir / snapshot_name(self.images)
+        try:
+            snapshot.write(path)
+        except OSError as exc:
+            raise UserError(f"cannot write snapshot '{path}' ({exc.strerror}); the earlier "
+                            f"snapshots are intact; free space and continue with --resume") from None
+        self.last_snapshot = path
         keep = self.recipe.train.keep_snapshots
-        if keep:
-            for old in checkpoint.list_snapshots(self.snapshot_dir)[:-keep]:
+        if keep:  # only ever after a finite snapshot was written
+            for old in list_snapshots(self.snapshot_dir)[:-keep]:
                 old.unlink(missing_ok=True)
 
-    def _load_snapshot(self, path: Path) -> None:
-        tensors, meta = checkpoint.load(path)
-        source = str(path)
-        load_weights(self.G, checkpoint.split(tensors, "G"), "generator", source)
-        load_weights(self.D, checkpoint.split(tensors, "D"), "discriminator", source)
-        load_weights(self.ema.model, checkpoint.split(tensors, "G_ema"), "generator", source)
-        checkpoint.optimizer_from_flat(self.opt_G, checkpoint.split(tensors, "optim/G"), meta["optim/G"])
-        checkpoint.optimizer_from_flat(self.opt_D, checkpoint.split(tensors, "optim/D"), meta["optim/D"])
-        self.images, self.step = int(meta["images"]), int(meta["step"])
-        self.phase = json.loads(meta["schedule"])["phase"]
-        epoch, position = json.loads(meta["cursor"])
-        self.stream.cursor = Cursor(epoch, position)
+    def _check_resumable(self, snapshot: Snapshot) -> None:
+        """The snapshot's recipe against this one: only keys that extend the run may differ."""
+        try:
+            before = recipe_to_dict(recipe_from_dict(tomllib.loads(snapshot.recipe_toml)))
+        except (tomllib.TOMLDecodeError, UserError) as exc:
+            raise UserError(f"checkpoint '{self.resume_from}': its recipe cannot be read ({exc})") from None
+        before, now = _flatten(before), _flatten(recipe_to_dict(self.recipe))
+        differing = [key for key in sorted(set(before) | set(now))
+                     if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES)]
+        if differing and not self.resume_anyway:
+            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
+            raise UserError(f"the recipe differs from the snapshot's in {shown}; a resumed run may "
+                            "only change its length, logging, snapshot and eval settings: revert "
+                            "them, or pass --resume-anyway to continue with the changed recipe")
+
+    def _load_snapshot(self, snapshot: Snapshot) -> None:
+        source = str(self.resume_from)
+        load_weights(self.G, snapshot.part("G"), "generator", source)
+        load_weights(self.D, snapshot.part("D"), "discriminator", source)
+        load_weights(self.ema.model, snapshot.part("G_ema"), "generator", source)
+        try:
+            optimizer_from_flat(self.opt_G, snapshot.part("optim/G"), snapshot.optim["G"])
+            optimizer_from_flat(self.opt_D, snapshot.part("optim/D"), snapshot.optim["D"])
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise UserError(f"checkpoint '{source}': its optimizer state does not fit this "
+                            f"recipe's optimizers ({exc})") from None
+        self.images, self.step = snapshot.images, snapshot.step
+        self.phase = snapshot.growth["phase"]
+        self.stream.cursor = Cursor(*snapshot.cursor)
         self.stream.restart()
         if self.dist.is_main:
-            restore_rng(tensors, meta["rng"])
+            restore_rng(snapshot.tensors, snapshot.rng)
         else:  # only rank 0's generators are stored; the others continue from a derived seed
             seed_everything(self.recipe.run.seed + self.dist.rank + self.images)
+
+
+def _flatten(table: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, path + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                out.update(_flatten(item, f"{path}.{i}."))
+        else:
+            out[path] = value
+    return out
 
 
 def _crossed(before: int, after: int, interval_kimg: float) -> bool:

@@ -204,4 +204,4 @@ def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, laten
     init_dcgan_weights(generator)
     init_dcgan_weights(discriminator)
     # z is drawn from a uniform distribution (paper, section 3: "a 100 dimensional uniform distribution Z").
-    return ganzoo.GANModel(generator, discriminator, latent_dim, prior="uniform")
+    return ganzoo.GANModel(generator, discriminator, latent_dim, prior="uniform", conditional=conditional)

@@ -20,6 +20,7 @@ class TranslationModel(ganzoo.GANModel):
     families take latents."""
 
     translates = True
+    conditional: bool = True
 
     def make_inputs(self, real, labels, target=None):
         return real, ganzoo.shuffled(labels) if target is None else target  # StarGAN, section 4

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ganzoo.cli import main
@@ -53,15 +54,18 @@ def test_finished_run_extended_with_larger_kimg(small_recipe, tmp_path):
 def test_snapshot_holds_everything_the_design_names(small_recipe, tmp_path):
     assert run(small_recipe) == 0
     path = checkpoint.list_snapshots(tmp_path / "run" / "checkpoints")[-1]
-    tensors, meta = checkpoint.load(path)
+    snapshot = checkpoint.Snapshot.read(path)
+    tensors = snapshot.tensors
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
     prefixes = {k.split("/")[0] for k in tensors}
     assert {"G", "D", "G_ema", "optim", "rng"} <= prefixes
     assert {"step", "kimg", "schedule", "recipe", "versions"} <= meta.keys()
     assert float(meta["kimg"]) >= 0.5
     assert "dcgan" in meta["recipe"]
     # The EMA generator is a different network from G after training (beta 0.9).
-    g = checkpoint.split(tensors, "G")
-    ema = checkpoint.split(tensors, "G_ema")
+    g = snapshot.part("G")
+    ema = snapshot.part("G_ema")
     assert any(not torch.equal(g[k], ema[k]) for k in g if g[k].is_floating_point())
 
 

@@ -85,8 +85,8 @@ def test_resume_across_a_growth_boundary_is_bit_identical(straight, tmp_path, st
     # A snapshot records the growth stage of the last iteration it ran.
     resumed = tmp_path / "resumed"
     assert run(resumed, "--set", f"train.kimg={stop}") == 0
-    meta = checkpoint.load(checkpoint.list_snapshots(resumed / "checkpoints")[-1])[1]
-    assert json.loads(meta["schedule"])["resolution"] == (8 if stop == 0.144 else 16)
+    snapshot = checkpoint.Snapshot.read(checkpoint.list_snapshots(resumed / "checkpoints")[-1])
+    assert snapshot.growth["resolution"] == (8 if stop == 0.144 else 16)
     assert run(resumed, "--resume") == 0
     a, b = final_snapshot(straight), final_snapshot(resumed)
     assert a.keys() == b.keys()
@@ -101,7 +101,7 @@ def test_sample_a_checkpoint_from_the_middle_of_growth(tmp_path):
     out = tmp_path / "mid"
     assert run(out, "--set", "train.kimg=0.072") == 0  # halfway through the fade to 8x8
     path = checkpoint.list_snapshots(out / "checkpoints")[-1]
-    growth = json.loads(checkpoint.load(path)[1]["schedule"])
+    growth = checkpoint.Snapshot.read(path).growth
     assert growth["resolution"] == 8 and 0 < growth["alpha"] < 1
     folder = tmp_path / "samples"
     assert main(["sample", str(path), "--n", "3", "--out", str(folder), "--device", "cpu"]) == 0

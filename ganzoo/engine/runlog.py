@@ -1,0 +1,140 @@
+"""What a run reports: `metrics.jsonl` (strict JSON, whole lines) and the console, which is a
+rich progress bar on a terminal and one plain line per log interval in a batch log."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ganzoo.errors import UserError
+from ganzoo.files import atomic_path
+
+
+def finite_or_none(value):
+    """JSON has no NaN or Infinity: a non-finite number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+class MetricsLog:
+    """One JSON object per line, appended to `metrics.jsonl`; each line is written whole."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def records(self) -> list[dict]:
+        """Every complete line; a partial last line (a full disk, a kill) is left out."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def truncate_after(self, kimg: float) -> None:
+        """On resume, keep the lines up to the snapshot we resume from (the rest no longer happened)."""
+        if not self.path.exists():
+            return
+        kept = [r for r in self.records() if r.get("kimg", 0.0) <= kimg + 1e-9]
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+    def set_aside(self) -> Path | None:
+        """A fresh run keeps a previous run's log aside rather than appending to it."""
+        if not self.path.exists():
+            return None
+        aside = self.path.with_name(f"metrics.before-{datetime.now():%Y%m%d-%H%M%S}.jsonl")
+        os.replace(self.path, aside)
+        return aside
+
+    def write(self, record: dict) -> None:
+        line = json.dumps({k: finite_or_none(v) for k, v in record.items()}, allow_nan=False) + "\n"
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+        except OSError as exc:
+            raise UserError(f"cannot append to '{self.path}' ({exc.strerror}); free space and "
+                            "continue with --resume: the snapshots so far are intact") from None
+
+
+def peak_memory_mb(device) -> float:
+    """Peak memory of this process: CUDA's max allocated on a GPU, else the peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def format_losses(losses: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:+.4f}" if v is not None else f"{k} nan" for k, v in losses.items())
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{hours:d}:{minutes:02d}:{secs:02d}"
+
+
+class Console80:
+    """The run's console: a progress bar on a terminal (kimg, img/s and ETA always fit in 80
+    columns; losses on their own line), and one plain line per log interval otherwise."""
+
+    def __init__(self, console: Console, total_kimg: float, start_kimg: float):
+        self.console, self.total = console, total_kimg
+        self.terminal = console.is_terminal
+        self.started = time.perf_counter()
+        self.progress = None
+        if self.terminal:
+            self.progress = Progress(
+                TextColumn("[bold]{task.fields[stage]}"), BarColumn(bar_width=None),
+                TextColumn("{task.completed:.1f}/{task.total:.0f} kimg"),
+                TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
+                TextColumn("\n{task.fields[losses]}"), console=console, transient=False)
+            self.task = self.progress.add_task("train", total=total_kimg, completed=start_kimg,
+                                               stage="", speed="", losses="")
+            self.progress.start()
+
+    def print(self, text: str) -> None:
+        (self.progress.console if self.progress else self.console).print(text, highlight=False,
+                                                                        soft_wrap=True)
+
+    def tick(self, kimg: float, stage: str) -> None:
+        if self.progress:
+            self.progress.update(self.task, completed=kimg, stage=stage)
+
+    def interval(self, kimg: float, stage: str, record: dict, losses: dict[str, float]) -> None:
+        """After each log interval: the bar's fields, or one plain line."""
+        if self.progress:
+            self.progress.update(self.task, completed=kimg, stage=stage,
+                                 speed=f"{record['img_per_s']:,.0f} img/s", losses=format_losses(losses))
+            return
+        eta = (self.total - kimg) * record["sec_per_kimg"]
+        self.print(f"kimg {kimg:.1f}/{self.total:g}  {stage}  {record['sec_per_kimg']:.2f} s/kimg  "
+                   f"{record['img_per_s']:,.0f} img/s  eta {format_duration(eta)}  "
+                   f"mem {record['peak_mem_mb']:,.0f} MB  {format_losses(losses)}")
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.stop()
+            self.progress = None
