@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(run)
     run.add_argument("--resume", action="store_true",
                      help="continue from the newest snapshot in run.out_dir")
+    run.add_argument("--preflight", action="store_true",
+                     help="run a few iterations of every phase of the schedule, print a table with "
+                          "speed, memory and the estimated wall time, and exit; writes nothing")
     run.add_argument("--resume-anyway", action="store_true",
                      help="with --resume: continue even though the recipe differs from the snapshot's "
                           "in more than its length, logging and evaluation settings")
@@ -125,6 +128,11 @@ def cmd_run(args) -> None:
     from ganzoo.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if args.preflight:
+        from ganzoo.engine.preflight import preflight
+
+        preflight(Trainer(recipe, resume=True, console=Console(quiet=True)), console)
+        return
     Trainer(recipe, resume=args.resume or args.resume_anyway, resume_anyway=args.resume_anyway,
             console=console).run()
 
