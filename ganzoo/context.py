@@ -19,14 +19,18 @@ class LossContext:
     `critic(images)`: calls D at the current growth stage (for penalties); returns scores.
     Conditional families add `real_labels`, `target_labels` and the class logits of the
     auxiliary head (`real_class_logits`, `fake_class_logits`); they are None otherwise.
-    `phase` is "discriminator" or "generator".
+    `phase` is "discriminator" or "generator". `resolution` is the networks' current size and
+    `target_resolution` the run's final one (equal without a growth schedule).
     """
 
     def __init__(self, *, real: torch.Tensor, fake: torch.Tensor, discriminator: CriticFn,
                  phase: str, real_labels: torch.Tensor | None = None,
                  target_labels: torch.Tensor | None = None, generator: CriticFn | None = None,
+                 resolution: int | None = None, target_resolution: int | None = None,
                  extras: dict | None = None):
         self.real, self.fake, self.phase = real, fake, phase
+        self.resolution = resolution or real.shape[-1]
+        self.target_resolution = target_resolution or self.resolution
         self.real_labels, self.target_labels = real_labels, target_labels
         self.generator = generator
         self.extras = extras or {}

@@ -49,6 +49,14 @@ class GANModel:
             return torch.rand(n, self.latent_dim, generator=generator, device=device) * 2 - 1
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
+    def check_batch_size(self, n: int) -> None:
+        """Raise ValueError when D cannot take batches of n (e.g. minibatch-stddev groups):
+        every module of D with a `check_batch_size(n)` is asked."""
+        for module in self.discriminator.modules():
+            check = getattr(module, "check_batch_size", None)
+            if check is not None and module is not self.discriminator:
+                check(n)
+
     def make_inputs(self, real: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """G's inputs for one training step and the labels it is asked for: fresh latents, and

@@ -9,57 +9,12 @@ from __future__ import annotations
 
 import time
 
-import attrs
 import torch
 from rich.table import Table
 
 from ganzoo.engine.runlog import format_duration, peak_memory_mb
+from ganzoo.engine.schedule import phases
 from ganzoo.errors import UserError
-
-SCAN_POINTS = 20_000  # the schedule is read at this many kimg points to find its phases
-
-
-@attrs.frozen
-class Phase:
-    start_kimg: float
-    end_kimg: float
-    resolution: int
-    fading: bool
-    batch_size: int
-    alpha_range: tuple[float, float]
-
-    @property
-    def name(self) -> str:
-        return f"{'fade to' if self.fading else 'stable'} {self.resolution}px"
-
-
-def phases(schedule, total_kimg: float) -> list[Phase]:
-    """The schedule's phases up to total_kimg: runs of equal (resolution, fading, batch size)."""
-    def key(kimg):
-        state = schedule.state(kimg)
-        return (state.resolution, state.fading, state.batch_size)
-
-    found: list[Phase] = []
-    previous = None
-    for i in range(SCAN_POINTS):
-        kimg = total_kimg * i / SCAN_POINTS
-        if previous is not None and key(previous) != key(kimg):
-            lo, hi = round(previous * 1000), round(kimg * 1000)  # bisect to one image
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (mid, hi) if key(mid / 1000) == key(previous) else (lo, mid)
-            kimg = hi / 1000
-        previous = kimg
-        state = schedule.state(kimg)
-        last = found[-1] if found else None
-        if last is not None and (last.resolution, last.fading, last.batch_size) == key(kimg):
-            found[-1] = attrs.evolve(last, end_kimg=kimg, alpha_range=(last.alpha_range[0], state.alpha))
-        else:
-            found.append(Phase(kimg, kimg, state.resolution, state.fading, state.batch_size,
-                               (state.alpha, state.alpha)))
-    return [attrs.evolve(p, end_kimg=(found[i + 1].start_kimg if i + 1 < len(found) else total_kimg))
-            for i, p in enumerate(found)]
-
 
 def preflight(trainer, console, iterations: int = 3) -> None:
     """Run `iterations` iterations at the start of every phase; print the table and the

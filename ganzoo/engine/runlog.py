@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from ganzoo.errors import UserError
 from ganzoo.files import atomic_path
@@ -96,6 +97,16 @@ def format_duration(seconds: float) -> str:
     return (f"{days}d " if days else "") + f"{hours:d}:{minutes:02d}:{secs:02d}"
 
 
+class _BarAndLosses(Progress):
+    """The bar's row, and the loss terms on a line of their own below it (wrapped, never cut)."""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("losses"):
+                yield Text(task.fields["losses"], overflow="fold")
+
+
 class Console80:
     """The run's console: a progress bar on a terminal (kimg, img/s and ETA always fit in 80
     columns; losses on their own line), and one plain line per log interval otherwise."""
@@ -106,11 +117,11 @@ class Console80:
         self.started = time.perf_counter()
         self.progress = None
         if self.terminal:
-            self.progress = Progress(
+            self.progress = _BarAndLosses(
                 TextColumn("[bold]{task.fields[stage]}"), BarColumn(bar_width=None),
                 TextColumn("{task.completed:.1f}/{task.total:.0f} kimg"),
                 TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-                TextColumn("\n{task.fields[losses]}"), console=console, transient=False)
+                console=console, transient=False)
             self.task = self.progress.add_task("train", total=total_kimg, completed=start_kimg,
                                                stage="", speed="", losses="")
             self.progress.start()

@@ -28,6 +28,7 @@ from ganzoo.engine.checkpoint import (Snapshot, list_snapshots, load_weights, op
                                       sweep_temporaries, versions)
 from ganzoo.engine.ema import EMA
 from ganzoo.engine.guards import Preemption, RunLock
+from ganzoo.engine.schedule import phases
 from ganzoo.engine.runlog import Console80, MetricsLog, format_duration, now_iso, peak_memory_mb
 from ganzoo.data.preview import preview_items
 from ganzoo.engine.stream import Cursor, RealStream
@@ -72,6 +73,7 @@ class Trainer:
         self.model = build.build_model(recipe, self.dataset.label_dim)
         self.losses = build.build_losses(recipe.losses)
         self.schedule = build.build_schedule(recipe)
+        self._check_batch_sizes()
         self.G = self.model.generator.to(self.device)
         self.D = self.model.discriminator.to(self.device)
         self.ema = EMA(self.G, recipe.ema.beta)
@@ -103,6 +105,18 @@ class Trainer:
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.last_snapshot: Path | None = self.resume_from
         self.reals_written: set[int] = set()
+
+    def _check_batch_sizes(self) -> None:
+        """Every batch size the schedule will use, checked now rather than at kimg 8,800."""
+        for phase in phases(self.schedule, self.recipe.train.kimg):
+            batch, where = phase.batch_size, f"{phase.resolution}px (from {phase.start_kimg:g} kimg)"
+            if batch % self.dist.world:
+                raise UserError(f"the batch size {batch} at {where} is not divisible by the "
+                                f"{self.dist.world} processes; change [schedule] batch_size or the process count")
+            try:
+                self.model.check_batch_size(batch // self.dist.world)
+            except ValueError as exc:
+                raise UserError(f"the batch size {batch} at {where} does not fit the model: {exc}") from None
 
     def _find_resume_point(self, resume: bool) -> Path | None:
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -217,8 +231,9 @@ class Trainer:
         self.console.print(
             f"done: {self.kimg:.3f} kimg in {format_duration(seconds)}; samples and snapshots in "
             f"'{self.out_dir}'\n  final losses: {losses or '-'}\n  last snapshot: '{self.last_snapshot}'\n"
-            f"  next: ganzoo sample {self.out_dir} --n 64 --out samples.png | ganzoo eval {self.out_dir} "
-            f"--metric swd | ganzoo run RECIPE --resume --set train.kimg=<more>",
+            f"  next: ganzoo sample {self.out_dir} --n 64 --out samples.png\n"
+            f"        ganzoo eval {self.out_dir} --metric swd\n"
+            f"        ganzoo run {self.out_dir / 'recipe.toml'} --resume --set train.kimg={2 * self.recipe.train.kimg:g}",
             highlight=False, soft_wrap=True)
 
     # ------------------------------------------------------------------------------ one iteration
@@ -260,7 +275,8 @@ class Trainer:
                 fake = self.G_train(inputs, target)
             ctx = LossContext(real=real, fake=fake.detach(), discriminator=self._critic,
                               phase="discriminator", real_labels=labels, target_labels=target,
-                              generator=self._generator)
+                              generator=self._generator, resolution=state.resolution,
+                              target_resolution=self.dataset.resolution)
             total = self._sum_terms(ctx, "discriminator_loss", "D", logged)
             self.opt_D.zero_grad(set_to_none=True)
             total.backward()
@@ -275,7 +291,8 @@ class Trainer:
             with self.autocast:  # the G step reuses the last real batch (and its target labels)
                 fake = self.G_train(inputs, target)
             ctx = LossContext(real=real, fake=fake, discriminator=self._critic, phase="generator",
-                              real_labels=labels, target_labels=target, generator=self._generator)
+                              real_labels=labels, target_labels=target, generator=self._generator,
+                              resolution=state.resolution, target_resolution=self.dataset.resolution)
             total = self._sum_terms(ctx, "generator_loss", "G", logged)
             self.opt_G.zero_grad(set_to_none=True)
             total.backward()
