@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True,
                         help="a .png path gets one grid; any other path a folder of numbered PNGs")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--batch-size", type=int, default=64,
+                        help="images generated at a time; a folder is written batch by batch (default 64)")
     sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     sample.add_argument("--attr", action="append", default=[], metavar="NAME=0|1",
                         help="requested attribute of a conditional model (repeatable)")
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except UserError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:  # a file we were told to read or write: permissions, a full disk
+        if exc.filename is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(f'cannot use {exc.filename!s}: {exc.strerror}')}",
+                          highlight=False, soft_wrap=True)
         return 2
     except RunStopped as exc:  # a signal: the run saved its snapshot first
         err_console.print(escape(str(exc)), highlight=False, soft_wrap=True)
@@ -166,8 +174,10 @@ def cmd_sample(args) -> None:
     from ganzoo.model import parse_attributes
 
     _positive(args.n, "--n")
+    _positive(args.batch_size, "--batch-size")
     paths = sample_checkpoint(args.checkpoint, n=args.n, out=args.out, seed=args.seed,
-                              device=args.device, attributes=parse_attributes(args.attr))
+                              device=args.device, attributes=parse_attributes(args.attr),
+                              batch_size=args.batch_size)
     console.print(f"wrote {args.n} samples to '{args.out}'" + (
         "" if len(paths) == 1 else f" ({len(paths)} files)"))
 

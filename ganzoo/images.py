@@ -14,6 +14,9 @@ from ganzoo.errors import UserError
 from ganzoo.files import atomic_path
 
 
+MAX_GRID = 1024  # images in one grid PNG (32x32 of them); more go to a folder
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float images (N, C, H, W) to uint8 on the CPU, as ProGAN's official code converts
     them (x * 127.5 + 127.5, rounded half to even, clipped): the saved PNGs and every metric agree."""
@@ -47,6 +50,10 @@ def write_image_batches(batches, out: str | Path, columns: int | None = None) ->
     so memory does not grow with the number of images."""
     out = Path(out)
     if out.suffix.lower() == ".png":
+        batches = list(batches)
+        if sum(len(b) for b in batches) > MAX_GRID:
+            raise UserError(f"--out '{out}': a .png grid holds at most {MAX_GRID} images; "
+                            "give a folder to write more")
         if out.is_dir():
             raise UserError(f"--out '{out}' is a folder; give a new .png file name or a folder without .png")
         save_png(make_grid(torch.cat(list(batches)), columns), out)

@@ -11,7 +11,7 @@ import torch
 from ganzoo.engine import build
 from ganzoo.engine.checkpoint import Snapshot, list_snapshots, load_weights
 from ganzoo.errors import UserError
-from ganzoo.images import to_uint8, write_image_batches
+from ganzoo.images import MAX_GRID, to_uint8, write_image_batches
 from ganzoo.model import GANModel, apply_attributes, generate, set_growth
 from ganzoo.recipe import Recipe, apply_override, recipe_from_dict
 
@@ -69,6 +69,8 @@ def load_run(path: str | Path, device: str | torch.device = "auto", overrides: l
 def sample_checkpoint(path: str | Path, *, n: int, out: str | Path, seed: int = 0,
                       device: str = "auto", attributes: dict[str, float] | None = None,
                       batch_size: int = 64) -> list[Path]:
+    if Path(out).suffix.lower() == ".png" and n > MAX_GRID:
+        raise UserError(f"--out '{out}': a .png grid holds at most {MAX_GRID} images; give a folder for --n {n}")
     run = load_run(path, device)
     if not run.model.latent_dim:
         raise UserError(f"'{path}' holds a model that does not generate from latents "

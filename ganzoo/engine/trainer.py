@@ -119,6 +119,8 @@ class Trainer:
                 raise UserError(f"the batch size {batch} at {where} does not fit the model: {exc}") from None
 
     def _find_resume_point(self, resume: bool) -> Path | None:
+        if not self.recipe.run.out_dir.strip():
+            raise UserError("run.out_dir is empty; set it to the folder the run writes into")
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise UserError(f"run.out_dir '{self.out_dir}' is a file; set run.out_dir to a folder")
         snapshots = list_snapshots(self.snapshot_dir)
@@ -189,7 +191,14 @@ class Trainer:
 
     def _start(self) -> None:
         if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                probe = self.out_dir / f".write-test-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise UserError(f"run.out_dir '{self.out_dir}' is not a writable folder ({exc.strerror}); "
+                                "set run.out_dir to one") from None
             sweep_temporaries(self.snapshot_dir)
             sweep_temporaries(self.out_dir)
         if self.resume_from is not None:
