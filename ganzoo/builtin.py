@@ -65,12 +65,3 @@ def ganzoo_register_schedules(register):
     from ganzoo.engine.schedule import FixedSchedule
 
     register("fixed", FixedSchedule)
-
-
-@hookimpl
-def ganzoo_register_metrics(register):
-    from ganzoo.metrics.ms_ssim import MSSSIM
-    from ganzoo.metrics.swd import SlicedWasserstein
-
-    register("swd", SlicedWasserstein)
-    register("ms_ssim", MSSSIM)

@@ -44,6 +44,13 @@ def integer(value: Any, what: str) -> int:
     return value
 
 
+def boolean(value: Any, what: str) -> bool:
+    """true or false: 1 and "yes" are no switches."""
+    if not isinstance(value, bool):
+        raise UserError(f"{what} must be true or false, got {show(value)}")
+    return value
+
+
 def finite(value: Any, what: str) -> float:
     """A finite number (no nan, no inf)."""
     if not (_is_number(value) and math.isfinite(value)):

@@ -5,17 +5,15 @@ from __future__ import annotations
 import ganzoo
 import torch
 import torch.nn.functional as F
+from ganzoo import checks
 
 
 class _SigmoidCrossEntropy:
     """Shared D loss: binary cross-entropy of D's logits, real -> 1 (or 1 - smoothing), fake -> 0."""
 
     def __init__(self, label_smoothing: float = 0.0):
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-                or not 0.0 <= label_smoothing < 1.0:
-            raise ganzoo.UserError(f"{type(self).__name__}: label_smoothing must be a number in "
-                                   f"[0, 1), got {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = float(checks.in_range(
+            label_smoothing, 0.0, 1.0, f"{type(self).__name__}: label_smoothing", high_open=True))
 
     def discriminator_loss(self, ctx: ganzoo.LossContext) -> torch.Tensor:
         # BCE with target t is t*softplus(-x) + (1-t)*softplus(x); smoothing only the real

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ganzoo
 import torch
+from ganzoo import checks
 from torch import nn
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
@@ -140,21 +141,6 @@ def init_dcgan_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ganzoo.UserError(f"dcgan: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_resolution(resolution) -> int:
-    ok = (isinstance(resolution, int) and not isinstance(resolution, bool)
-          and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION and resolution & (resolution - 1) == 0)
-    if not ok:
-        raise ganzoo.UserError(f"dcgan: resolution must be a power of two from {MIN_RESOLUTION} "
-                               f"to {MAX_RESOLUTION}, got {resolution!r}")
-    return resolution
-
-
 def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, latent_dim: int = 100,
                 base_channels: int = 64, max_channels: int = 512, normalizer: str = "batch",
                 d_normalizer: str | None = None, conv: str = "conv2d",
@@ -172,21 +158,13 @@ def build_dcgan(*, resolution: int, channels: int = 3, label_dim: int = 0, laten
     and D returns (scores, class_logits) from a `class_head` on its final 4x4 map; pair it
     with the `domain_classification` loss (kind = "multi_label" for independent attributes).
     """
-    _check_resolution(resolution)
-    _positive_int("channels", channels)
-    _positive_int("label_dim", label_dim, minimum=0)
-    _positive_int("latent_dim", latent_dim)
-    _positive_int("base_channels", base_channels)
-    _positive_int("max_channels", max_channels)
-    for name, value in (("normalizer", normalizer), ("conv", conv),
-                        ("conv_transpose", conv_transpose)):
-        if not isinstance(value, str):
-            raise ganzoo.UserError(f"dcgan: {name} must be a registered name (a string), got {value!r}")
-    if d_normalizer is not None and not isinstance(d_normalizer, str):
-        raise ganzoo.UserError(f"dcgan: d_normalizer must be a registered name (a string), "
-                               f"got {d_normalizer!r}")
-    if not isinstance(conditional, bool):
-        raise ganzoo.UserError(f"dcgan: conditional must be true or false, got {conditional!r}")
+    checks.power_of_two(resolution, "dcgan: resolution", MIN_RESOLUTION, MAX_RESOLUTION)
+    checks.count(channels, "dcgan: channels")
+    checks.count(label_dim, "dcgan: label_dim", minimum=0)
+    checks.count(latent_dim, "dcgan: latent_dim")
+    checks.count(base_channels, "dcgan: base_channels")
+    checks.count(max_channels, "dcgan: max_channels")
+    checks.boolean(conditional, "dcgan: conditional")
     if conditional and label_dim == 0:
         raise ganzoo.UserError(
             "dcgan: conditional = true needs labels to condition on, but the dataset has no "

@@ -11,6 +11,7 @@ import math
 import ganzoo
 import torch
 import torch.nn.functional as F
+from ganzoo import checks
 from torch import nn
 
 SQRT2 = math.sqrt(2.0)  # He's gain for (leaky) ReLU layers; section 4.1 uses it by default
@@ -108,9 +109,7 @@ class MinibatchStddev(nn.Module):
 
     def __init__(self, group_size: int = 4):
         super().__init__()
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(f"minibatch_stddev: group_size must be an integer >= 1, got {group_size!r}")
-        self.group_size = group_size
+        self.group_size = checks.count(group_size, "minibatch_stddev: group_size")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

@@ -16,6 +16,7 @@ import math
 import ganzoo
 import torch
 import torch.nn.functional as F
+from ganzoo import checks
 from torch import nn
 
 from ganzoo_progan.layers import (SQRT2, EqualizedConv2d, EqualizedLinear, MinibatchStddev,
@@ -54,15 +55,10 @@ class _Growing(nn.Module):
     def set_growth(self, resolution: int, alpha: float) -> None:
         """Operate at `resolution` (a power of two from 4 to the target); while alpha < 1 the
         layers of `resolution` are being faded in over those of resolution / 2."""
-        if (isinstance(resolution, bool) or not isinstance(resolution, int)
-                or resolution < 4 or resolution > self.resolution or resolution & (resolution - 1)):
-            raise ValueError(f"progan: growth resolution must be a power of two from 4 to "
-                             f"{self.resolution}, got {resolution!r}")
-        alpha = float(alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"progan: alpha must lie in [0, 1], got {alpha!r}")
+        checks.power_of_two(resolution, "progan: growth resolution", 4, self.resolution)
+        alpha = checks.in_range(float(alpha), 0.0, 1.0, "progan: alpha")
         if resolution == 4 and alpha < 1.0:
-            raise ValueError("progan: nothing to fade in at 4x4 (alpha must be 1)")
+            raise ganzoo.UserError("progan: nothing to fade in at 4x4 (alpha must be 1)")
         self.level, self.alpha = int(math.log2(resolution)) - 2, alpha
 
     def extra_repr(self) -> str:
@@ -182,18 +178,6 @@ class ProGANDiscriminator(_Growing):
         return self.out(x).reshape(images.shape[0])
 
 
-def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ganzoo.UserError(f"progan: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ganzoo.UserError(f"progan: {name} must be true or false, got {value!r}")
-    return value
-
-
 def build_progan(*, resolution: int, channels: int = 3, label_dim: int = 0, latent_dim: int = 512,
                  fmap_base: int = 8192, fmap_max: int = 512, fmap_decay: float = 1.0,
                  normalize_latents: bool = True, use_pixelnorm: bool = True,
@@ -206,22 +190,16 @@ def build_progan(*, resolution: int, channels: int = 3, label_dim: int = 0, late
     Growth is driven by a schedule (e.g. `progressive`); without one the networks run at the
     target resolution.
     """
-    ok = (isinstance(resolution, int) and not isinstance(resolution, bool)
-          and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION and resolution & (resolution - 1) == 0)
-    if not ok:
-        raise ganzoo.UserError(f"progan: resolution must be a power of two from {MIN_RESOLUTION} "
-                               f"to {MAX_RESOLUTION}, got {resolution!r}")
-    _int("channels", channels, 1)
-    _int("label_dim", label_dim, 0)
-    _int("latent_dim", latent_dim, 1)
-    _int("fmap_base", fmap_base, 1)
-    _int("fmap_max", fmap_max, 1)
-    _int("mbstd_group_size", mbstd_group_size, 0)
-    if (isinstance(fmap_decay, bool) or not isinstance(fmap_decay, (int, float))
-            or not math.isfinite(fmap_decay) or fmap_decay < 0):
-        raise ganzoo.UserError(f"progan: fmap_decay must be a finite number >= 0, got {fmap_decay!r}")
-    _flag("normalize_latents", normalize_latents)
-    _flag("use_pixelnorm", use_pixelnorm)
+    checks.power_of_two(resolution, "progan: resolution", MIN_RESOLUTION, MAX_RESOLUTION)
+    checks.count(channels, "progan: channels")
+    checks.count(label_dim, "progan: label_dim", minimum=0)
+    checks.count(latent_dim, "progan: latent_dim")
+    checks.count(fmap_base, "progan: fmap_base")
+    checks.count(fmap_max, "progan: fmap_max")
+    checks.count(mbstd_group_size, "progan: mbstd_group_size", minimum=0)
+    checks.at_least(fmap_decay, 0.0, "progan: fmap_decay")
+    checks.boolean(normalize_latents, "progan: normalize_latents")
+    checks.boolean(use_pixelnorm, "progan: use_pixelnorm")
     levels = int(math.log2(resolution)) - 1  # 4x4 .. target
     widths = [nf(stage, fmap_base, fmap_max, fmap_decay) for stage in range(1, levels + 1)]
     final_width = nf(0, fmap_base, fmap_max, fmap_decay)  # D's dense layer, nf(0) officially

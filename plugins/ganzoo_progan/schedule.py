@@ -24,25 +24,23 @@ from collections.abc import Mapping
 
 import ganzoo
 import torch
-from ganzoo.engine.schedule import GrowthState
+from ganzoo import GrowthState, checks
 
 from ganzoo_progan.layers import downscale2d, upscale2d
 
 NAME = "progressive"
 
 
-def _is_power_of_two(value) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool) and value >= 1
-            and value & (value - 1) == 0)
+def _kimg(name: str, value) -> float:
+    return float(checks.at_least(value, 0.0, f"{NAME}: {name}"))
 
 
-def _number(name: str, value, *, positive: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > 0 if positive else value >= 0)
-    if not ok:
-        bound = "> 0" if positive else ">= 0"
-        raise ganzoo.UserError(f"{NAME}: {name} must be a finite number {bound}, got {value!r}")
-    return float(value)
+def _lr(name: str, value) -> float:
+    return float(checks.positive(value, f"{NAME}: {name}"))
+
+
+def _batch_size(name: str, value) -> int:
+    return checks.count(value, f"{NAME}: {name}")
 
 
 def _table(name: str, value, check) -> dict[int, object]:
@@ -54,17 +52,12 @@ def _table(name: str, value, check) -> dict[int, object]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ganzoo.UserError(f"{NAME}: {name} must be a number or a table keyed by resolution, "
-                               f'e.g. {{"4" = ..., "64" = ...}}, got {value!r}')
+        raise ganzoo.UserError(f"{NAME}: {name} must be a table keyed by resolution, "
+                               f'e.g. {{"4" = ..., "64" = ...}}, got {checks.show(value)}')
     out = {}
     for key, item in value.items():
-        try:
-            res = None if isinstance(key, bool) else int(key)
-        except (TypeError, ValueError):
-            res = None
-        if res is None or not _is_power_of_two(res) or res < 4:
-            raise ganzoo.UserError(f"{NAME}: {name} has key {key!r}, which is not a resolution "
-                                   "(a power of two >= 4)")
+        res = int(key) if isinstance(key, str) and key.isdigit() else key
+        checks.power_of_two(res, f"{NAME}: every {name} key (a resolution)", minimum=4)
         out[res] = check(f"{name}[{res}]", item)
     return out
 
@@ -72,20 +65,14 @@ def _table(name: str, value, check) -> dict[int, object]:
 def _durations(name: str, value, needed: list[int]) -> dict[int, float]:
     """A phase length given as one number or as a table keyed by resolution -> {res: kimg}."""
     if isinstance(value, Mapping):
-        table = _table(name, value, _number)
+        table = _table(name, value, _kimg)
         missing = [r for r in needed if r not in table]
         if missing:
             raise ganzoo.UserError(f"{NAME}: {name} table lacks resolution(s) "
                                    f"{', '.join(map(str, missing))}")
         return table
-    kimg = _number(name, value)
+    kimg = _kimg(name, value)
     return {r: kimg for r in needed}
-
-
-def _batch_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ganzoo.UserError(f"{NAME}: {name} must be a positive integer, got {value!r}")
-    return value
 
 
 class ProgressiveSchedule:
@@ -104,20 +91,16 @@ class ProgressiveSchedule:
     """
 
     def __init__(self, *, resolution: int, train_batch_size: int, start_resolution: int = 4,
-                 stabilize_kimg=600.0, fade_kimg=600.0, batch_size: Mapping | None = None,
-                 lr: Mapping | None = None, reset_optimizers: bool = True):
+                 stabilize_kimg: float | dict[str, float] = 600.0,
+                 fade_kimg: float | dict[str, float] = 600.0,
+                 batch_size: dict[str, int] | None = None, lr: dict[str, float] | None = None,
+                 reset_optimizers: bool = True):
         # Defaults: lod_training_kimg = lod_transition_kimg = 600 in the official code; the
         # paper's CelebA-HQ run (appendix A.1) and the official "v1" preset use 800 + 800.
-        if not _is_power_of_two(start_resolution) or start_resolution < 4:
-            raise ganzoo.UserError(f"{NAME}: start_resolution must be a power of two >= 4, got "
-                                   f"{start_resolution!r}")
-        if not _is_power_of_two(resolution) or resolution < start_resolution:
-            raise ganzoo.UserError(f"{NAME}: the target resolution ([data] resolution = "
-                                   f"{resolution!r}) must be a power of two >= start_resolution "
-                                   f"({start_resolution})")
-        if not isinstance(reset_optimizers, bool):
-            raise ganzoo.UserError(f"{NAME}: reset_optimizers must be true or false, got "
-                                   f"{reset_optimizers!r}")
+        checks.power_of_two(start_resolution, f"{NAME}: start_resolution", minimum=4)
+        target = f"{NAME}: the target resolution ([data] resolution, at least start_resolution)"
+        checks.power_of_two(resolution, target, minimum=start_resolution)
+        checks.boolean(reset_optimizers, f"{NAME}: reset_optimizers")
         self.target, self.start = resolution, start_resolution
         self.resolutions = [start_resolution << i for i in
                             range(int(math.log2(resolution // start_resolution)) + 1)]
@@ -126,7 +109,7 @@ class ProgressiveSchedule:
         self.fade = _durations("fade_kimg", fade_kimg, self.resolutions[1:])
         self.default_batch_size = _batch_size("train.batch_size", train_batch_size)
         self.batch_sizes = _table("batch_size", batch_size, _batch_size)
-        self.lr = _table("lr", lr, lambda name, v: _number(name, v, positive=True))
+        self.lr = _table("lr", lr, _lr)
         self.reset_optimizers = reset_optimizers
         # Where each growth step begins: level k (k >= 1) fades in at fade_start[k] and is
         # stable from stable_start[k]. A zero fade makes the resolution jump.

@@ -14,6 +14,9 @@ class LabelConcat(nn.Module):
     i.e. a latent vector viewed as a 1x1 map). No parameters.
     """
 
+    def __init__(self):  # takes no settings (nn.Module's own accepts any)
+        super().__init__()
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"label_concat: expected a feature map (N, C, H, W), got shape {tuple(x.shape)}")

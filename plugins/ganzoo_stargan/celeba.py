@@ -11,7 +11,7 @@
   (Black/Blond/Brown/Gray_Hair) form an exclusive group in `attribute_groups`; the real
   labels are not always one-hot (some faces have none or two).
 - Each image is centre-cropped to `crop` x `crop` (178, from 178 x 218) and resized to
-  `resolution` with `image_folder.read_image` (antialiased LANCZOS; torchvision's Resize,
+  `resolution` with `ganzoo.read_image` (antialiased LANCZOS; torchvision's Resize,
   which the official code uses, is bilinear). Horizontal flips (official: train only) come
   from the recipe's `data.mirror`.
 """
@@ -25,9 +25,7 @@ import random
 
 import torch
 
-from ganzoo import UserError
-from ganzoo.data import ImageDataset
-from ganzoo.data.image_folder import read_image
+from ganzoo import ImageDataset, UserError, checks, read_image
 
 __all__ = ["CelebA", "DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "TEST_SIZE", "split_lines"]
 
@@ -47,28 +45,20 @@ def split_lines(rows: list[str], split: str) -> list[str]:
     return rows[:TEST_SIZE] if split == "test" else rows[TEST_SIZE:]
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class CelebA(ImageDataset):
     """CelebA faces at `resolution` (centre `crop`), labelled with `attributes`, StarGAN's split."""
 
     def __init__(self, root: str, resolution: int = 128, crop: int | None = 178,
                  attributes: list[str] | None = None, split: str = "train",
                  attr_path: str | None = None):
-        if not _is_int(resolution) or resolution < 4 or resolution & (resolution - 1):
-            raise UserError(f"celeba: resolution must be a power of two >= 4, got {resolution!r}")
-        if crop is not None and (not _is_int(crop) or crop < 1):
-            raise UserError(f"celeba: crop must be a positive number of pixels, got {crop!r}")
-        if split not in ("train", "test"):
-            raise UserError(f"celeba: split must be 'train' or 'test', got {split!r}")
+        checks.power_of_two(resolution, "celeba: resolution", minimum=4)
+        if crop is not None:
+            checks.count(crop, "celeba: crop (pixels)")
+        checks.one_of(split, ("train", "test"), "celeba: split")
         if attributes is None:
             attributes = list(DEFAULT_ATTRIBUTES)
-        if isinstance(attributes, str) or not isinstance(attributes, (list, tuple)) or not attributes \
-                or not all(isinstance(a, str) for a in attributes):
-            raise UserError(f"celeba: attributes must be a non-empty list of attribute names, "
-                            f"got {attributes!r}")
+        if not attributes:
+            raise UserError("celeba: attributes must be a non-empty list of attribute names, got []")
         if len(set(attributes)) != len(attributes):
             raise UserError(f"celeba: attributes lists a name twice: {list(attributes)}")
         root = os.fspath(root)

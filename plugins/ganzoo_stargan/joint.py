@@ -26,9 +26,11 @@ the cross-dataset translation the paper shows at test time, here also trained.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ganzoo
 import torch
-from ganzoo.data import ImageDataset
+from ganzoo import ImageDataset
 
 MASK_PREFIX = "mask:"
 
@@ -44,7 +46,7 @@ class JointDataset(ImageDataset):
     the joint `resolution`; an optional `name` key names its mask entry).
     """
 
-    def __init__(self, datasets: list[dict], resolution: int):
+    def __init__(self, datasets: list[dict[str, Any]], resolution: int):
         if not isinstance(datasets, (list, tuple)) or len(datasets) < 2 \
                 or not all(isinstance(t, dict) for t in datasets):
             raise ganzoo.UserError("joint: datasets must be a list of at least two tables, e.g. "

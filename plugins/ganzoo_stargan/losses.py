@@ -10,6 +10,7 @@ from __future__ import annotations
 import ganzoo
 import torch
 import torch.nn.functional as F
+from ganzoo import checks
 
 KINDS = ("multi_label", "single_label")
 
@@ -45,22 +46,21 @@ class DomainClassification:
 
     def __init__(self, kind: str | list[str] = "multi_label", parts: list[int] | None = None):
         if parts is not None:
-            if (not isinstance(parts, (list, tuple)) or not parts
-                    or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in parts)):
-                raise ganzoo.UserError(f"domain_classification: parts must be a non-empty list of "
-                                       f"label counts >= 1 (one per dataset), got {parts!r}")
-            parts = [int(p) for p in parts]
-        kinds = [kind] if isinstance(kind, str) else kind
-        if (not isinstance(kinds, (list, tuple)) or not kinds
-                or any(k not in KINDS for k in kinds)):
+            if not parts:
+                raise ganzoo.UserError("domain_classification: parts must be a non-empty list of "
+                                       "label counts (one per dataset), got []")
+            parts = [checks.count(p, f"domain_classification: parts[{i}]") for i, p in enumerate(parts)]
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        if not kinds:
             raise ganzoo.UserError(f"domain_classification: kind must be one of "
-                                   f"{', '.join(map(repr, KINDS))} (or a list of them, one per "
-                                   f"part), got {kind!r}")
+                                   f"{', '.join(map(checks.show, KINDS))} or a list of them, got []")
+        for k in kinds:
+            checks.one_of(k, KINDS, "domain_classification: kind")
         if not isinstance(kind, str):
             if parts is None or len(kinds) != len(parts):
                 raise ganzoo.UserError(f"domain_classification: a list of kinds needs parts of the "
-                                       f"same length (one per dataset), got kind={kind!r}, "
-                                       f"parts={parts!r}")
+                                       f"same length (one per dataset), got kind = {checks.show(kind)}, "
+                                       f"parts = {checks.show(parts)}")
         self.parts = parts
         self.kinds = list(kinds) if parts is None or not isinstance(kind, str) else [kind] * len(parts)
 

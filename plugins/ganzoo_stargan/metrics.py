@@ -23,7 +23,7 @@ import torch
 
 import ganzoo
 from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS
-from ganzoo.metrics import EvalContext
+from ganzoo import EvalContext
 from ganzoo import single_attribute_targets
 
 from ganzoo_stargan.classifier import load_classifier

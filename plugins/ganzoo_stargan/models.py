@@ -20,6 +20,7 @@ import math
 
 import ganzoo
 import torch
+from ganzoo import checks
 from torch import nn
 
 from ganzoo_stargan.blocks import ClassHead, LabelConcat
@@ -134,12 +135,6 @@ class StarGANDiscriminator(nn.Module):
         return self.conv1(h).mean(dim=(1, 2, 3)), self.conv2(h)
 
 
-def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ganzoo.UserError(f"stargan: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def build_stargan(*, resolution: int, channels: int = 3, label_dim: int = 0, conv_dim: int = 64,
                   repeat_num: int | None = None, g_repeat_num: int = 6, mask_dims: int = 0,
                   normalizer: str = "instance") -> TranslationModel:
@@ -154,22 +149,16 @@ def build_stargan(*, resolution: int, channels: int = 3, label_dim: int = 0, con
     name; "instance" = affine with running stats, as official). Any power-of-two resolution
     >= 16.
     """
-    ok = (isinstance(resolution, int) and not isinstance(resolution, bool) and resolution >= 16
-          and resolution & (resolution - 1) == 0)
-    if not ok:
-        raise ganzoo.UserError(f"stargan: resolution must be a power of two >= 16, got {resolution!r}")
-    _int("channels", channels, 1)
-    _int("label_dim", label_dim, 0)
-    _int("conv_dim", conv_dim, 1)
-    _int("g_repeat_num", g_repeat_num, 0)
-    _int("mask_dims", mask_dims, 0)
-    if not isinstance(normalizer, str):
-        raise ganzoo.UserError(f"stargan: normalizer must be a registered name (a string), "
-                               f"got {normalizer!r}")
+    checks.power_of_two(resolution, "stargan: resolution", minimum=16)
+    checks.count(channels, "stargan: channels")
+    checks.count(label_dim, "stargan: label_dim", minimum=0)
+    checks.count(conv_dim, "stargan: conv_dim")
+    checks.count(g_repeat_num, "stargan: g_repeat_num", minimum=0)
+    checks.count(mask_dims, "stargan: mask_dims", minimum=0)
     levels = int(math.log2(resolution))
     if repeat_num is None:
         repeat_num = min(D_REPEAT_DEFAULT, levels - 1)
-    elif _int("repeat_num", repeat_num, 1) > levels:
+    elif checks.count(repeat_num, "stargan: repeat_num") > levels:
         raise ganzoo.UserError(f"stargan: repeat_num {repeat_num} halves a {resolution} px image "
                                f"below 1 pixel; at most {levels}")
     if label_dim <= mask_dims:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import ganzoo
 import torch
 import torch.nn.functional as F
-
-from ganzoo_wgan._params import number
+from ganzoo import checks
 
 
 class Wasserstein:
@@ -38,7 +37,7 @@ class Drift:
     """
 
     def __init__(self, epsilon: float = 0.001):
-        self.epsilon = number("drift", "epsilon", epsilon, minimum=0.0)
+        self.epsilon = float(checks.at_least(epsilon, 0.0, "drift: epsilon"))
 
     def discriminator_loss(self, ctx: ganzoo.LossContext) -> torch.Tensor:
         return self.epsilon * ctx.real_scores.float().square().mean()
@@ -67,9 +66,9 @@ class LeastSquares:
     """
 
     def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0):
-        self.a = number("least_squares", "a", a)
-        self.b = number("least_squares", "b", b)
-        self.c = number("least_squares", "c", c)
+        self.a = float(checks.finite(a, "least_squares: a"))
+        self.b = float(checks.finite(b, "least_squares: b"))
+        self.c = float(checks.finite(c, "least_squares: c"))
         if self.a == self.b:
             raise ganzoo.UserError(f"least_squares: a (fake target) and b (real target) must "
                                    f"differ, both are {self.a:g}")

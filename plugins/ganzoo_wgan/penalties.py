@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ganzoo
 import torch
+from ganzoo import checks
 from torch import nn
-
-from ganzoo_wgan._params import number
 
 
 class WeightClip:
@@ -19,7 +18,7 @@ class WeightClip:
     """
 
     def __init__(self, clip: float = 0.01):
-        self.clip = number("weight_clip", "clip", clip, minimum=0.0, strictly=True)
+        self.clip = float(checks.positive(clip, "weight_clip: clip"))
 
     def discriminator_loss(self, ctx: ganzoo.LossContext) -> None:
         return None  # a constraint, not an objective: the engine skips terms that return None
@@ -49,8 +48,8 @@ class GradientPenalty:
     """
 
     def __init__(self, lambda_gp: float = 10.0, target: float = 1.0):
-        self.lambda_gp = number("gradient_penalty", "lambda_gp", lambda_gp, minimum=0.0)
-        self.target = number("gradient_penalty", "target", target, minimum=0.0)
+        self.lambda_gp = float(checks.at_least(lambda_gp, 0.0, "gradient_penalty: lambda_gp"))
+        self.target = float(checks.at_least(target, 0.0, "gradient_penalty: target"))
 
     def discriminator_loss(self, ctx: ganzoo.LossContext) -> torch.Tensor:
         real, fake = ctx.real.detach(), ctx.fake.detach()

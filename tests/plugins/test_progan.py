@@ -195,7 +195,7 @@ def test_minibatch_stddev_rejects_a_batch_not_divisible_by_the_group_size():
     with pytest.raises(ValueError, match=r"batch size 6 .*group size 4") as info:
         layer(torch.randn(6, 2, 4, 4))
     assert isinstance(info.value, ganzoo.UserError)  # a recipe's batch size: exit code 2
-    with pytest.raises(ValueError, match="group_size"):
+    with pytest.raises(ganzoo.UserError, match="group_size"):
         block("minibatch_stddev")(0)
 
 
@@ -278,7 +278,7 @@ def test_bad_params_are_user_errors(param, value):
 def test_set_growth_validates():
     g = build(resolution=16, **TINY).generator
     for res, alpha in [(32, 1.0), (2, 1.0), (12, 1.0), (8, 1.5), (8, -0.1), (4, 0.5)]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ganzoo.UserError):
             g.set_growth(res, alpha)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ganzoo.cli import main
 from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS
-from ganzoo.metrics import EvalContext, run_metrics
+from ganzoo import EvalContext, run_metrics
 from ganzoo_stargan.translation import TranslationModel
 from ganzoo_stargan.classifier import cache_path, load_classifier
 

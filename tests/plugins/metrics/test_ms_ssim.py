@@ -11,8 +11,8 @@ from torch import nn
 
 import ganzoo
 from ganzoo.data.toyfaces import ToyFaces
-from ganzoo.metrics import EvalContext, run_metrics
-from ganzoo.metrics.ms_ssim import (MSSSIM, WEIGHTS, gaussian_window, image_pairs, ms_ssim,
+from ganzoo import EvalContext, run_metrics
+from ganzoo_metrics.ms_ssim import (MSSSIM, WEIGHTS, gaussian_window, image_pairs, ms_ssim,
                                     num_scales, ssim_components)
 from ganzoo.model import GANModel
 

@@ -5,7 +5,7 @@ The metric follows the official ProGAN implementation's protocol:
 - images as uint8 (fakes: `x * 127.5 + 127.5`, rounded half-to-even and clamped, as
   `Gs.run(..., out_dtype=np.uint8)` does), converted to float32 0..255 without rescaling;
 - a Laplacian pyramid with the 5x5 binomial filter and mirrored borders, one level per size
-  R, R/2, ... >= 16, the last level being the Gaussian residual (see ganzoo.metrics.laplacian);
+  R, R/2, ... >= 16, the last level being the Gaussian residual (see ganzoo_metrics.laplacian);
 - per image and level, 128 random 7x7 patches lying fully inside the level (centres drawn
   uniformly from [3, size - 3)), each a 7*7*3 = 147-dim descriptor;
 - per level and per image set (reals and fakes separately), every descriptor channel is
@@ -17,37 +17,40 @@ Keys (the caller prefixes the metric name): `"<size>"` per level, e.g. "64", "32
 and `"avg"`. Images smaller than `min_resolution` are measured on a single level (the image),
 with the patch size clamped to the largest odd size that fits (e.g. 3 at 4x4).
 
-Memory: like the official code every descriptor of both sets is kept until the distance is
-taken: 2 sets x levels x num_images x patches x 147 x 4 bytes, on the CPU (16384 images at
-64px: 3 levels, 7.4 GB; 10000 images: 4.5 GB), allocated once up front.
-`descriptor_dtype = "float16"` halves it; the descriptors are then stored centred by a
-first-batch channel mean, so float16 rounding moves the distances by well under 1 % (a test
-checks it). The pyramid, patches, projections and sorts run on `ctx.device`; one level of both
-sets is on the device at a time (2 x 0.75 GB for 10000 images), projections go in chunks.
-CPU sorting uses numpy's vectorised sort (about 10x torch.sort).
+Memory: like the official code every descriptor of a level is kept, for both sets, until its
+distance is taken: 2 sets x num_images x patches x 147 x 4 bytes per level, on the CPU (16384
+images: 2.5 GB a level; at 1024 px, 7 levels, 17 GB in all). The levels are therefore measured
+in passes whose descriptors fit `max_memory_gb` (default 8 GB; 16384 images at 1024 px take 3
+passes): each pass streams the same seeded real and fake images again, draws every level's
+patch centres (keeping only its own levels'), so the numbers do not depend on the budget; only
+the time grows with the number of passes. When one level alone exceeds the budget the metric
+says so up front, before generating anything. `descriptor_dtype = "float16"` halves the
+storage (plus a float32 copy of the level being measured); the descriptors are then stored
+centred by a first-batch channel mean, so float16 rounding moves the distances by well under
+1 % (a test checks it). The pyramid, patches, projections and sorts run on `ctx.device`; one
+level of both sets is on the device at a time, projections go in chunks. CPU sorting uses
+numpy's vectorised sort (about 10x torch.sort).
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable
 
 import torch
 
-from ganzoo.metrics.laplacian import laplacian_pyramid, pyramid_resolutions
+import ganzoo
+from ganzoo import checks
+from ganzoo_metrics.laplacian import laplacian_pyramid, pyramid_resolutions
 
 # Offsets into ctx.generator_rng: real and fake image draws use the context's canonical
 # streams (real_images offset 0, sample offset 0) so every metric sees the same images.
 _REAL_PATCHES, _FAKE_PATCHES, _DIRECTIONS = 0x5D0, 0x5D1, 0x5D2
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_CHANNELS = 3  # the dataset contract: images are (3, R, R)
 
 
 # ---------------------------------------------------------------------------------------------
 # plain functions
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Float images in [-1, 1] to uint8 0..255 (x * 127.5 + 127.5, round half to even, clamp)."""
-    return (images.float() * 127.5 + 127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def patch_descriptors(level: torch.Tensor, patches_per_image: int = 128, patch_size: int = 7,
@@ -152,66 +155,7 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int = 128, 
 
 
 # ---------------------------------------------------------------------------------------------
-# image streams shared by the metrics
-
-
-def real_uint8_batches(ctx, n: int, labels_out: list | None = None,
-                       offset: int = 0) -> Iterator[torch.Tensor]:
-    """uint8 real images (ctx.real_images), optionally collecting their labels."""
-    for images, labels in ctx.real_images(n, offset=offset):
-        if labels_out is not None:
-            labels_out.append(labels)
-        yield images
-
-
-def fake_uint8_batches(ctx, n: int, labels: torch.Tensor | None = None,
-                       offset: int = 0) -> Iterator[torch.Tensor]:
-    """n generated images as uint8, in batches of ctx.batch_size.
-
-    Latent models: the latents are exactly those of `ctx.sample(n, offset=offset)`, generated
-    a batch at a time. A conditional model gets `labels` (the real images' labels, cycled, as
-    the official evaluation feeds them), else zeros. A translating model (StarGAN) translates
-    real images (a second seeded draw) to `labels` (other real images' attributes), or to its
-    own sources' attributes shifted by one image when none are given.
-    """
-    if ctx.model.translates:
-        yield from _translated_uint8_batches(ctx, n, labels, offset)
-        return
-    latents = ctx.model.sample_latents(n, generator=ctx.generator_rng(offset))
-    label_dim = len(ctx.attribute_names)
-    if label_dim and labels is not None and len(labels):
-        labels = labels.repeat((n + len(labels) - 1) // len(labels), 1)[:n]
-    else:
-        labels = torch.zeros(n, label_dim)
-    for start in range(0, n, ctx.batch_size):
-        stop = min(start + ctx.batch_size, n)
-        yield to_uint8(ctx.generate(latents[start:stop], labels[start:stop]))
-
-
-def _translated_uint8_batches(ctx, n, labels, offset):
-    produced, rounds = 0, 0
-    while produced < n:
-        if rounds and not produced:
-            raise ValueError("no real images to translate")
-        for images, own in ctx.real_images(n - produced, offset=offset + 7 + rounds):
-            if labels is not None and len(labels):
-                index = torch.arange(produced, produced + len(images)) % len(labels)
-                target = labels[index]
-            else:
-                target = own.roll(1, dims=0)
-            yield to_uint8(ctx.generate(images.float() / 127.5 - 1.0, target))
-            produced += len(images)
-        rounds += 1
-
-
-# ---------------------------------------------------------------------------------------------
 # the metric
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class SlicedWasserstein:
@@ -219,43 +163,70 @@ class SlicedWasserstein:
 
     def __init__(self, num_images: int | None = None, patches_per_image: int = 128,
                  patch_size: int = 7, directions: int = 128, repeats: int = 4,
-                 min_resolution: int = 16, descriptor_dtype: str = "float32"):
-        self.num_images = None if num_images is None else _positive_int("num_images", num_images)
-        self.patches_per_image = _positive_int("patches_per_image", patches_per_image)
-        self.patch_size = _positive_int("patch_size", patch_size)
+                 min_resolution: int = 16, descriptor_dtype: str = "float32",
+                 max_memory_gb: float = 8.0):
+        self.num_images = None if num_images is None else checks.count(num_images, "swd: num_images")
+        self.patches_per_image = checks.count(patches_per_image, "swd: patches_per_image")
+        self.patch_size = checks.count(patch_size, "swd: patch_size")
         if patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be odd, got {patch_size}")
-        self.directions = _positive_int("directions", directions)
-        self.repeats = _positive_int("repeats", repeats)
-        self.min_resolution = _positive_int("min_resolution", min_resolution)
-        if descriptor_dtype not in _DTYPES:
-            raise ValueError(f"descriptor_dtype must be one of {', '.join(_DTYPES)}, "
-                             f"got {descriptor_dtype!r}")
-        self.descriptor_dtype = descriptor_dtype
+            raise ganzoo.UserError(f"swd: patch_size must be odd, got {patch_size}")
+        self.directions = checks.count(directions, "swd: directions")
+        self.repeats = checks.count(repeats, "swd: repeats")
+        self.min_resolution = checks.count(min_resolution, "swd: min_resolution")
+        self.descriptor_dtype = checks.one_of(descriptor_dtype, _DTYPES, "swd: descriptor_dtype")
+        self.max_memory_gb = checks.positive(max_memory_gb, "swd: max_memory_gb")
 
     def _patch_size(self, resolution: int) -> int:
         fits = resolution if resolution % 2 else resolution - 1
         return max(1, min(self.patch_size, fits))
 
+    def level_bytes(self, num_images: int, resolution: int, dtype: str | None = None) -> int:
+        """Bytes of one pyramid level's descriptors of one image set (every level has as many)."""
+        patch = self._patch_size(pyramid_resolutions(resolution, self.min_resolution)[-1])
+        itemsize = _DTYPES[dtype or self.descriptor_dtype].itemsize
+        return num_images * self.patches_per_image * _CHANNELS * patch * patch * itemsize
+
+    def passes(self, num_images: int, resolution: int) -> list[list[int]]:
+        """The pyramid levels measured together, pass by pass, within `max_memory_gb`."""
+        levels = len(pyramid_resolutions(resolution, self.min_resolution))
+        stored = 2 * self.level_bytes(num_images, resolution)  # reals and fakes
+        working = 0 if self.descriptor_dtype == "float32" else 2 * self.level_bytes(
+            num_images, resolution, "float32")  # the level being normalised, as float32
+        per_pass = int((self.max_memory_gb * 1e9 - working) // stored)
+        if per_pass < 1:
+            need = (stored + working) / 1e9
+            raise ganzoo.UserError(
+                f"[eval.swd] needs {need:.3g} GB of memory for one pyramid level of descriptors "
+                f"({num_images} real and {num_images} fake images x {self.patches_per_image} "
+                f"patches), more than max_memory_gb = {self.max_memory_gb:g}; lower [eval.swd] "
+                f"num_images, set descriptor_dtype = \"float16\", or raise max_memory_gb")
+        return [list(range(i, min(i + per_pass, levels))) for i in range(0, levels, per_pass)]
+
     def descriptors(self, batches, resolution: int, generator: torch.Generator,
-                    device: torch.device, count: int | None = None) -> list[torch.Tensor]:
+                    device: torch.device, count: int | None = None,
+                    levels: Iterable[int] | None = None) -> list[torch.Tensor]:
         """Raw descriptors (M, C, s, s) per pyramid level of a stream of uint8 batches, on the CPU
         (normalise them with `normalize_descriptors`). With `count`, the number of images the
-        stream holds at most, the storage is allocated once up front (no second copy)."""
+        stream holds at most, the storage is allocated once up front (no second copy). With
+        `levels`, only those levels are kept; every level still draws its patch centres, so a
+        kept level's descriptors are the same whichever levels are kept with it."""
         sizes = pyramid_resolutions(resolution, self.min_resolution)
+        keep = sorted(set(range(len(sizes)) if levels is None else levels))
         patch = self._patch_size(sizes[-1])
         dtype = _DTYPES[self.descriptor_dtype]
         per_image = self.patches_per_image
-        stored: list[list[torch.Tensor]] = [[] for _ in sizes]
-        centres: list[torch.Tensor | None] = [None for _ in sizes]
+        stored: dict[int, list[torch.Tensor]] = {i: [] for i in keep}
+        centres: dict[int, torch.Tensor] = {}
         filled = 0
         for images in batches:
             pyramid = laplacian_pyramid(images.to(device).float(), len(sizes))
             rows = slice(filled * per_image, (filled + len(images)) * per_image)
             for i, level in enumerate(pyramid):
                 desc = patch_descriptors(level, per_image, patch, generator)
+                if i not in stored:
+                    continue
                 if dtype != torch.float32:  # centre before rounding to keep float16 precise
-                    if centres[i] is None:
+                    if i not in centres:
                         centres[i] = desc.mean(dim=(0, 2, 3), keepdim=True)
                     desc = desc - centres[i]
                 if count is None:
@@ -270,29 +241,33 @@ class SlicedWasserstein:
         if not filled:
             raise ValueError("no images to measure")
         if count is not None:
-            return [parts[0][:filled * per_image] for parts in stored]
-        levels = []
-        for i in range(len(stored)):  # one level's parts at a time: peak memory + 1 level
-            levels.append(torch.cat(stored[i]))
-            stored[i] = []
-        return levels
+            return [stored[i][0][:filled * per_image] for i in keep]
+        out = []
+        for i in keep:  # one level's parts at a time: peak memory + 1 level
+            out.append(torch.cat(stored.pop(i)))
+        return out
 
     def __call__(self, ctx) -> dict[str, float]:
         n = min(self.num_images or ctx.num_images, len(ctx.dataset))
         sizes = pyramid_resolutions(ctx.resolution, self.min_resolution)
+        passes = self.passes(n, ctx.resolution)  # before any image is drawn
         device = torch.device(ctx.device)
-        labels: list[torch.Tensor] = []
-        real = self.descriptors(real_uint8_batches(ctx, n, labels), ctx.resolution,
-                                ctx.generator_rng(_REAL_PATCHES), device, count=n)
-        real_labels = torch.cat(labels) if labels else None
-        fake = self.descriptors(fake_uint8_batches(ctx, n, real_labels), ctx.resolution,
-                                ctx.generator_rng(_FAKE_PATCHES), device, count=n)
-        rng = ctx.generator_rng(_DIRECTIONS)
+        directions = ctx.generator_rng(_DIRECTIONS)
+        labels: list[torch.Tensor] | None = []
+        real_labels = None
         results = {}
-        for size in sizes:  # one level at a time on the device
-            a = normalize_descriptors(real.pop(0).to(device), inplace=True)
-            b = normalize_descriptors(fake.pop(0).to(device), inplace=True)
-            results[str(size)] = 1e3 * sliced_wasserstein(a, b, self.directions, self.repeats, rng)
-            del a, b
+        for levels in passes:
+            real = self.descriptors(ctx.real_uint8_batches(n, labels), ctx.resolution,
+                                    ctx.generator_rng(_REAL_PATCHES), device, count=n, levels=levels)
+            if labels is not None:  # the first pass collects the labels the fakes are given
+                real_labels, labels = (torch.cat(labels) if labels else None), None
+            fake = self.descriptors(ctx.fake_uint8_batches(n, real_labels), ctx.resolution,
+                                    ctx.generator_rng(_FAKE_PATCHES), device, count=n, levels=levels)
+            for i in levels:  # one level at a time on the device
+                a = normalize_descriptors(real.pop(0).to(device), inplace=True)
+                b = normalize_descriptors(fake.pop(0).to(device), inplace=True)
+                results[str(sizes[i])] = 1e3 * sliced_wasserstein(
+                    a, b, self.directions, self.repeats, directions)
+                del a, b
         results["avg"] = sum(results.values()) / len(sizes)
         return results

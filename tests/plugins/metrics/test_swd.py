@@ -11,11 +11,12 @@ from torch import nn
 
 import ganzoo
 from ganzoo.data.toyfaces import ToyFaces
-from ganzoo.metrics import EvalContext, run_metrics
-from ganzoo.metrics.laplacian import (laplacian_pyramid, pyr_down, pyr_up, pyramid_resolutions,
+from ganzoo import EvalContext, run_metrics
+from ganzoo_metrics.laplacian import (laplacian_pyramid, pyr_down, pyr_up, pyramid_resolutions,
                                       reconstruct_laplacian_pyramid)
-from ganzoo.metrics.swd import (SlicedWasserstein, normalize_descriptors, patch_descriptors,
-                                sliced_wasserstein, to_uint8)
+from ganzoo.images import to_uint8
+from ganzoo_metrics.swd import (SlicedWasserstein, normalize_descriptors, patch_descriptors,
+                                sliced_wasserstein)
 from ganzoo.model import GANModel
 
 
@@ -268,3 +269,42 @@ def test_metric_params_are_validated():
     with pytest.raises(Exception, match="unknown key"):
         run_metrics(context(torch.zeros(4, 3, 32, 32, dtype=torch.uint8)), ["swd"],
                     {"swd": {"patches": 6}})
+
+
+def test_memory_budget_measures_levels_in_passes_with_the_same_numbers(face_sets):
+    """A budget below both levels' descriptors measures them one pass each: same numbers."""
+    _, other = face_sets
+    table = {"num_images": 128, "patches_per_image": 32, "directions": 64, "repeats": 2}
+    metric = SlicedWasserstein(**table)
+    assert metric.passes(128, 32) == [[0, 1]]
+    one_level = 2 * metric.level_bytes(128, 32)  # reals and fakes of one level
+    assert one_level == 2 * 128 * 32 * 3 * 7 * 7 * 4
+    tight = {**table, "max_memory_gb": 1.5 * one_level / 1e9}
+    assert SlicedWasserstein(**tight).passes(128, 32) == [[0], [1]]
+    whole = run_metrics(context(other), ["swd"], {"swd": table})
+    assert run_metrics(context(other), ["swd"], {"swd": tight}) == whole
+
+
+def test_celebahq_descriptors_fit_the_default_budget_in_passes():
+    """16384 images at 1024 px: 7 levels of 2.5 GB (17 GB in all) measured 3 levels a pass."""
+    metric = SlicedWasserstein()
+    assert 2 * 7 * metric.level_bytes(16384, 1024) / 1e9 == pytest.approx(17.3, abs=0.05)
+    assert metric.passes(16384, 1024) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert SlicedWasserstein(max_memory_gb=20).passes(16384, 1024) == [list(range(7))]
+    assert len(SlicedWasserstein(descriptor_dtype="float16").passes(16384, 1024)) == 2
+
+
+class Exploding(Bank):
+    def forward(self, z, labels=None):
+        raise AssertionError("generated images before checking the memory budget")
+
+
+def test_memory_need_beyond_the_budget_is_refused_up_front():
+    ctx = context(torch.zeros(4, 3, 32, 32, dtype=torch.uint8))
+    ctx.generator = Exploding(torch.zeros(4, 3, 32, 32)).eval()
+    need = 2 * SlicedWasserstein().level_bytes(256, 32) / 1e9  # 256 reals and fakes at 32 px
+    with pytest.raises(ganzoo.UserError, match=rf"needs {need:.3g} GB .* max_memory_gb = 1e-06; "
+                                               r"lower \[eval\.swd\] num_images"):
+        run_metrics(ctx, ["swd"], {"swd": {"max_memory_gb": 1e-6}})
+    with pytest.raises(ganzoo.UserError, match="max_memory_gb must be a finite number > 0"):
+        run_metrics(ctx, ["swd"], {"swd": {"max_memory_gb": 0}})

@@ -29,6 +29,8 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
+from ganzoo import checks
+
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 _FAKE_IMAGES, _REAL_IMAGES = 0, 0  # the context's canonical image draws (as the swd metric)
@@ -144,9 +146,7 @@ class MSSSIM:
     """
 
     def __init__(self, num_pairs: int = 10_000):
-        if isinstance(num_pairs, bool) or not isinstance(num_pairs, int) or num_pairs < 1:
-            raise ValueError(f"num_pairs must be a positive integer, got {num_pairs!r}")
-        self.num_pairs = num_pairs
+        self.num_pairs = checks.count(num_pairs, "ms_ssim: num_pairs")
 
     @staticmethod
     def _mean(batches, device, max_values: int = 1 << 24) -> float:
@@ -162,12 +162,10 @@ class MSSSIM:
         return total / count
 
     def __call__(self, ctx) -> dict[str, float]:
-        from ganzoo.metrics.swd import fake_uint8_batches, real_uint8_batches
-
         n = 2 * min(self.num_pairs, ctx.num_images)
         device = torch.device(ctx.device)
         labels: list[torch.Tensor] = []
-        real = self._mean(real_uint8_batches(ctx, n, labels, offset=_REAL_IMAGES), device)
+        real = self._mean(ctx.real_uint8_batches(n, labels, offset=_REAL_IMAGES), device)
         real_labels = torch.cat(labels) if labels else None
-        fake = self._mean(fake_uint8_batches(ctx, n, real_labels, offset=_FAKE_IMAGES), device)
+        fake = self._mean(ctx.fake_uint8_batches(n, real_labels, offset=_FAKE_IMAGES), device)
         return {"fake": fake, "real": real}
