@@ -111,12 +111,17 @@ class MinibatchStddev(nn.Module):
         super().__init__()
         self.group_size = checks.count(group_size, "minibatch_stddev: group_size")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+    def check_batch_size(self, n: int) -> None:
+        """The engine asks before training: every batch size the schedule will use."""
         g = min(self.group_size, n)
         if n % g:
             raise BatchGroupError(f"minibatch_stddev: batch size {n} is not divisible by the "
                                   f"group size {g}; use a batch size that is a multiple of {g}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        self.check_batch_size(n)
+        g = min(self.group_size, n)
         y = x.float().reshape(g, n // g, c, h, w)  # [G, M, C, H, W]: sample n -> (n // M, n % M)
         y = y - y.mean(dim=0, keepdim=True)
         y = (y.square().mean(dim=0) + 1e-8).sqrt()  # biased variance over the group, + 1e-8

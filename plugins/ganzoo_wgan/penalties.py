@@ -42,17 +42,26 @@ class GradientPenalty:
     target^2: fold that into lambda_gp. Discriminator only; neither the real nor the fake
     batch receives gradients, the critic's parameters do (through the double backward).
 
+    Under a growth schedule the official ProGAN code feeds D images upscaled (nearest) to the
+    target resolution and takes the gradient with respect to those, whose norm is the
+    current-resolution norm divided by f = target / current (D box-filters them back down, so
+    each of the f^2 copies of a pixel gets 1/f^2 of its gradient). `full_resolution_norm = true`
+    (the default) divides by f likewise; false penalises the current-resolution gradient, a
+    Lipschitz bound f times tighter. Without growth f = 1 and both agree.
+
     Uses a double backward (torch.autograd.grad with create_graph=True through D), so the
     critic must run eagerly: TorchInductor (torch.compile) has no double backward. The critic
     must not use BatchNorm (the penalty is per sample; the paper suggests layer normalization).
     """
 
-    def __init__(self, lambda_gp: float = 10.0, target: float = 1.0):
+    def __init__(self, lambda_gp: float = 10.0, target: float = 1.0, full_resolution_norm: bool = True):
         self.lambda_gp = float(checks.at_least(lambda_gp, 0.0, "gradient_penalty: lambda_gp"))
         self.target = float(checks.at_least(target, 0.0, "gradient_penalty: target"))
+        self.full_resolution_norm = checks.boolean(full_resolution_norm, "gradient_penalty: full_resolution_norm")
 
     def discriminator_loss(self, ctx: ganzoo.LossContext) -> torch.Tensor:
-        real, fake = ctx.real.detach(), ctx.fake.detach()
+        # Under bf16 autocast the fake is bf16 and the real fp32: interpolate in the real's dtype.
+        real, fake = ctx.real.detach(), ctx.fake.detach().to(ctx.real.dtype)
         if real.shape != fake.shape:
             raise ganzoo.UserError(
                 f"gradient_penalty: real and fake batches must have the same shape to "
@@ -67,4 +76,6 @@ class GradientPenalty:
         if grad is None:  # a critic that ignores its input has zero gradient everywhere
             grad = torch.zeros_like(x_hat)
         norm = grad.float().flatten(1).norm(2, dim=1)
+        if self.full_resolution_norm:
+            norm = norm * (ctx.resolution / ctx.target_resolution)
         return self.lambda_gp * (norm - self.target).square().mean()

@@ -329,3 +329,49 @@ def test_wgan_recipe_leaves_a_clipped_critic(tmp_path):
               if k.startswith("D/") and v.is_floating_point() and "running_" not in k}
     assert critic
     assert max(v.abs().max().item() for v in critic.values()) <= 0.01
+
+
+class ConvCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x, labels=None):
+        return torch.tanh(self.conv(x)).square().mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("current, target", [(4, 16), (8, 64)])
+def test_gradient_penalty_under_growth_is_the_official_full_resolution_one(current, target):
+    """Official ProGAN: D sees the images upscaled (nearest) to the target resolution and box-
+    filters them down; its penalty takes the gradient with respect to the upscaled images."""
+    torch.manual_seed(1)
+    critic, f = ConvCritic(), target // current
+    real, fake = torch.randn(6, 3, current, current), torch.randn(6, 3, current, current)
+    ctx = ganzoo.LossContext(real=real, fake=fake, discriminator=critic, phase="discriminator",
+                             resolution=current, target_resolution=target)
+    torch.manual_seed(7)
+    ours = loss("gradient_penalty").discriminator_loss(ctx)
+    torch.manual_seed(7)  # the same eps, drawn the same way
+    eps = torch.rand(6, 1, 1, 1)
+    x_hat = torch.lerp(fake, real, eps)
+    up = torch.nn.functional.interpolate(x_hat, scale_factor=f, mode="nearest").requires_grad_(True)
+    scores = critic(torch.nn.functional.avg_pool2d(up, f))
+    (grad,) = torch.autograd.grad(scores.sum(), up)
+    direct = 10.0 * (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+    assert ours.item() == pytest.approx(direct.item(), rel=1e-5)
+    # today's behaviour, kept behind the key: the current-resolution norm, f times larger
+    torch.manual_seed(7)
+    local = loss("gradient_penalty", full_resolution_norm=False).discriminator_loss(ctx)
+    (grad_local,) = torch.autograd.grad(critic(x_hat.requires_grad_(True)).sum(), x_hat)
+    assert grad_local.flatten(1).norm(dim=1) == pytest.approx(f * grad.flatten(1).norm(dim=1), rel=1e-5)
+    assert local.item() == pytest.approx(10.0 * (grad_local.flatten(1).norm(dim=1) - 1).square().mean().item(), rel=1e-5)
+
+
+def test_gradient_penalty_in_bf16_autocast_with_a_bf16_fake():
+    critic = ConvCritic()
+    real = torch.randn(4, 3, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = torch.randn(4, 3, 8, 8).to(torch.bfloat16)
+        ctx = ganzoo.LossContext(real=real, fake=fake, discriminator=critic, phase="discriminator")
+        value = loss("gradient_penalty").discriminator_loss(ctx)
+    assert torch.isfinite(value) and value.dtype == torch.float32
