@@ -196,3 +196,15 @@ def test_cli_refuses_a_string_for_a_datasets_integer_with_exit_code_2(tmp_path):
     assert "'size' must be an integer, got string \"256\"" in result.stderr
     assert "[data] for dataset 'toyfaces'" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"decay_start_kimg": 5, "decay_end_kimg": 3}, "needs decay_start_kimg < decay_end_kimg"),
+    ({"decay_start_kimg": -1, "decay_end_kimg": 3}, "decay_start_kimg must be a number >= 0"),
+    ({"decay_start_kimg": 1, "decay_end_kimg": float("inf")}, "decay_end_kimg must be a finite number"),
+    ({"decay_start_kimg": 1}, "needs both"),
+    ({"decay_end_kimg": "3"}, "'decay_end_kimg' must be a number, got string \"3\""),
+])
+def test_the_fixed_schedules_decay_is_checked(params, fragment):
+    message = error("schedules", "fixed", params, "[schedule]", resolution=32, train_batch_size=8)
+    assert fragment in message and "[schedule]" in message
