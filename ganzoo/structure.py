@@ -203,7 +203,9 @@ def structure(raw: Any, cls: type, *, table: str | None = None, component: str |
 def _explain(exc: Exception, table: str | None, component: str | None) -> str:
     path: list = []
     while isinstance(exc, BaseValidationError):  # the first error, and the keys leading to it
-        exc = exc.exceptions[0]
+        # An unknown key first: a misspelt key also leaves its rightful key missing.
+        exc = next((e for e in exc.exceptions if isinstance(e, ForbiddenExtraKeysError)),
+                   exc.exceptions[0])
         for note in getattr(exc, "__notes__", ()):
             if isinstance(note, (AttributeValidationNote, IterableValidationNote)):
                 path.append(note.name if isinstance(note, AttributeValidationNote) else note.index)

@@ -208,3 +208,9 @@ def test_cli_refuses_a_string_for_a_datasets_integer_with_exit_code_2(tmp_path):
 def test_the_fixed_schedules_decay_is_checked(params, fragment):
     message = error("schedules", "fixed", params, "[schedule]", resolution=32, train_batch_size=8)
     assert fragment in message and "[schedule]" in message
+
+
+def test_a_misspelt_required_key_is_reported_as_unknown_not_missing():
+    message = error("models", "dcgan", {"resolutin": 32}, "[model]")
+    assert message.startswith("unknown key 'resolutin' in [model] for model 'dcgan' "
+                              "(did you mean 'resolution'?)")
