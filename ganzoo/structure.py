@@ -89,8 +89,9 @@ def _expected(tp: Any, plural: bool = False) -> str:
             return f"an array of {len(args)}" + (f" {_NAMES[args[0]][1]}" if same else " values")
         inner = f" of {_expected(args[0], True)}" if args and args[0] is not Any else ""
         return ("arrays" if plural else "an array") + inner
-    return "any values" if tp is Any and plural else "any value" if tp is Any else (
-        "tables" if plural else "a table")
+    if tp is Any:
+        return "any values" if plural else "any value"
+    return "tables" if plural else "a table"  # dicts, mappings and attrs classes
 
 
 def _strict(tp: type, accepts, convert=lambda value: value) -> None:
