@@ -15,9 +15,9 @@ import attrs
 import torch
 from torch import nn
 
-from ganzoo.engine.build import construct
 from ganzoo.images import to_uint8
 from ganzoo.model import GANModel, generate
+from ganzoo.structure import construct
 
 
 @attrs.define

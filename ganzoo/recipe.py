@@ -1,21 +1,23 @@
 """Recipes: TOML files loaded into frozen attrs classes, with `--set` overrides.
 
-Precedence: `--set` overrides > recipe file > defaults. Unknown keys and wrong types are
+Precedence: `--set` overrides > recipe file > defaults. The tables are structured by the one
+strict converter in `ganzoo.structure`: unknown keys, wrong types and values out of range are
 UserErrors naming the key path and its table. Tables that configure a registered component
-([data], [model], [[losses]], [schedule]) keep the component's own keys in `params`; the
-component's constructor checks them when it is built (see `ganzoo.engine.build`).
+([data], [model], [[losses]], [schedule], [eval.<metric>]) keep the component's own keys in
+`params`; those are typed by the component's constructor when it is built
+(`ganzoo.structure.construct`).
 """
 
-import difflib
 import tomllib
-import types
-import typing
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import attrs
+import tomli_w
 
+from ganzoo import checks
 from ganzoo.errors import UserError
+from ganzoo.structure import params_field, structure
 
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
@@ -24,37 +26,38 @@ _CHOICES = {
 }
 
 
+def _check(check):
+    """An attrs validator from a `ganzoo.checks` call; messages name the key."""
+    def validator(instance, attribute, value):
+        check(value, attribute.name)
+    return validator
+
+
 def _one_of(kind: str):
-    def check(instance, attribute, value):
-        if value not in _CHOICES[kind]:
-            raise UserError(f"{attribute.name} = {value!r} is not one of {', '.join(_CHOICES[kind])}")
-    return check
+    return _check(lambda value, what: checks.one_of(value, _CHOICES[kind], what))
 
 
-def _positive(instance, attribute, value):
-    if not value > 0:  # written so that NaN fails too
-        raise UserError(f"{attribute.name} must be positive, got {value!r}")
+def _seed(value, what):
+    # TOML integers are signed 64-bit; torch.manual_seed takes any of these.
+    if not (checks.integer(value, what) >= 0 and value < 2**63):
+        raise UserError(f"{what} must be an integer in [0, 2**63), got {checks.show(value)}")
 
 
-def _non_negative(instance, attribute, value):
-    if not value >= 0:
-        raise UserError(f"{attribute.name} must not be negative, got {value!r}")
+def _betas(value, what):
+    for i, beta in enumerate(value):  # Adam's moment decays: 1 would never forget
+        checks.in_range(beta, 0.0, 1.0, f"{what}.{i}", high_open=True)
 
 
-def _at_least_minus_one(instance, attribute, value):
-    if value < -1:
-        raise UserError(f"{attribute.name} must be -1 (automatic) or a count of processes, got {value!r}")
-
-
-def _unit_interval(instance, attribute, value):
-    if not 0.0 <= value < 1.0:
-        raise UserError(f"{attribute.name} must lie in [0, 1), got {value!r}")
+_positive = _check(checks.positive)  # a finite number > 0
+_count = _check(checks.count)  # an integer >= 1
+_finite = _check(checks.finite)
+_non_negative = _check(lambda value, what: checks.at_least(value, 0, what))
 
 
 @attrs.frozen
 class RunConfig:
     out_dir: str = "runs/default"
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=_check(_seed))
     device: str = attrs.field(default="auto", validator=_one_of("device"))
     precision: str = attrs.field(default="fp32", validator=_one_of("precision"))
 
@@ -63,9 +66,10 @@ class RunConfig:
 class DataConfig:
     dataset: str = "toyfaces"
     mirror: bool = False  # horizontal flips, decided per sample by the deterministic sampler
-    workers: int = attrs.field(default=-1, validator=_at_least_minus_one)  # -1: automatic
+    workers: int = attrs.field(default=-1, validator=_check(
+        lambda value, what: checks.at_least(value, -1, what)))  # -1: automatic
     hint: str = ""  # appended to data errors, e.g. where to obtain the dataset
-    params: dict = attrs.Factory(dict)  # the dataset's own keys (resolution, root, ...)
+    params: dict = params_field()  # the dataset's own keys (resolution, root, ...)
 
     @property
     def resolution(self) -> int:
@@ -75,21 +79,21 @@ class DataConfig:
 @attrs.frozen
 class ModelConfig:
     name: str = "dcgan"
-    params: dict = attrs.Factory(dict)
+    params: dict = params_field()
 
 
 @attrs.frozen
 class LossConfig:
     name: str
-    weight: float = 1.0
-    params: dict = attrs.Factory(dict)
+    weight: float = attrs.field(default=1.0, validator=_finite)
+    params: dict = params_field()
 
 
 @attrs.frozen
 class OptimizerConfig:
     name: str = attrs.field(default="adam", validator=_one_of("optimizer"))
     lr: float = attrs.field(default=2e-4, validator=_positive)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), validator=_check(_betas))
     eps: float = attrs.field(default=1e-8, validator=_positive)
     weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
     momentum: float = attrs.field(default=0.0, validator=_non_negative)  # sgd, rmsprop
@@ -105,32 +109,34 @@ class OptimConfig:
 @attrs.frozen
 class ScheduleConfig:
     name: str = "fixed"
-    params: dict = attrs.Factory(dict)
+    params: dict = params_field()
 
 
 @attrs.frozen
 class TrainConfig:
     kimg: float = attrs.field(default=100.0, validator=_positive)  # thousands of real images shown to D
-    batch_size: int = attrs.field(default=64, validator=_positive)
-    n_critic: int = attrs.field(default=1, validator=_positive)  # D steps per G step
+    batch_size: int = attrs.field(default=64, validator=_count)
+    n_critic: int = attrs.field(default=1, validator=_count)  # D steps per G step
     log_kimg: float = attrs.field(default=1.0, validator=_positive)
     sample_kimg: float = attrs.field(default=10.0, validator=_positive)
     snapshot_kimg: float = attrs.field(default=50.0, validator=_positive)
-    keep_snapshots: int = attrs.field(default=5, validator=_non_negative)  # 0 keeps all
-    sample_grid: int = attrs.field(default=64, validator=_positive)  # images in each sample grid
+    keep_snapshots: int = attrs.field(default=5, validator=_check(
+        lambda value, what: checks.count(value, what, minimum=0)))  # 0 keeps all
+    sample_grid: int = attrs.field(default=64, validator=_count)  # images in each sample grid
 
 
 @attrs.frozen
 class EmaConfig:
-    beta: float = attrs.field(default=0.999, validator=_unit_interval)  # 0 disables averaging
+    beta: float = attrs.field(default=0.999, validator=_check(  # 0 disables averaging
+        lambda value, what: checks.in_range(value, 0.0, 1.0, what, high_open=True)))
 
 
 @attrs.frozen
 class EvalConfig:
     metrics: list[str] = attrs.Factory(list)
     every_kimg: float = attrs.field(default=0.0, validator=_non_negative)  # 0: only at the end
-    num_images: int = attrs.field(default=10_000, validator=_positive)
-    params: dict = attrs.Factory(dict)  # per-metric tables, e.g. [eval.swd]
+    num_images: int = attrs.field(default=10_000, validator=_count)
+    params: dict = params_field(only_tables=True)  # per-metric tables, e.g. [eval.swd]
 
 
 @attrs.frozen
@@ -144,12 +150,6 @@ class Recipe:
     train: TrainConfig = attrs.Factory(TrainConfig)
     ema: EmaConfig = attrs.Factory(EmaConfig)
     eval: EvalConfig = attrs.Factory(EvalConfig)
-
-
-# Tables whose keys beyond their own fields belong to the component they name.
-_OPEN_TABLES = {DataConfig, ModelConfig, LossConfig, ScheduleConfig, EvalConfig}
-# ... and those whose extra keys must be tables (per-metric settings: [eval.swd]).
-_TABLES_OF_TABLES = {EvalConfig}
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -169,7 +169,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
 def recipe_from_dict(raw: dict, source: str = "recipe") -> Recipe:
     try:
-        recipe = _structure(Recipe, raw, "")
+        recipe = structure(raw, Recipe)
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
     if "resolution" not in recipe.data.params:
@@ -214,78 +214,6 @@ def _list_index(items: list, part: str, where: str) -> int:
     return int(part)
 
 
-def _structure(cls, raw: Any, path: str):
-    table = f"[{path}]" if path else "the top level"
-    if not isinstance(raw, dict):
-        raise UserError(f"{path or 'recipe'} must be a table, got {_type_name(raw)}")
-    fields = {f.name: f for f in attrs.fields(cls)}
-    own = {n for n in fields if n != "params"}
-    kwargs, extra = {}, {}
-    for key, value in raw.items():
-        key_path = f"{path}.{key}" if path else key
-        if key in own:
-            kwargs[key] = _convert(fields[key].type, value, key_path)
-        elif cls in _OPEN_TABLES and (cls not in _TABLES_OF_TABLES or isinstance(value, dict)):
-            extra[key] = value
-        else:
-            close = difflib.get_close_matches(key, sorted(own), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UserError(f"unknown key '{key}' in {table}{hint}; known: {', '.join(sorted(own))}")
-    for name, f in fields.items():
-        if f.default is attrs.NOTHING and name not in kwargs:
-            raise UserError(f"{table} needs '{name}'")
-    if extra:
-        kwargs["params"] = extra
-    try:
-        return cls(**kwargs)
-    except UserError as exc:
-        raise UserError(f"{path}.{exc}" if path else str(exc)) from None
-
-
-def _convert(tp, value: Any, key_path: str):
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if attrs.has(tp):
-        return _structure(tp, value, key_path)
-    if origin in (Union, types.UnionType):
-        for option in args:
-            try:
-                return _convert(option, value, key_path)
-            except UserError:
-                continue
-        raise _type_error(key_path, tp, value)
-    if origin is list:
-        if not isinstance(value, list):
-            raise _type_error(key_path, tp, value)
-        return [_convert(args[0], v, f"{key_path}.{i}") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, list) or len(value) != len(args):
-            raise _type_error(key_path, tp, value)
-        return tuple(_convert(a, v, f"{key_path}.{i}") for i, (a, v) in enumerate(zip(args, value)))
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp in (str, bool, dict) and isinstance(value, tp):
-        return value
-    raise _type_error(key_path, tp, value)
-
-
-def _type_error(key_path: str, tp, value) -> UserError:
-    expected = getattr(tp, "__name__", str(tp)).replace("NoneType", "none")
-    if attrs.has(tp):
-        expected = "table"
-    return UserError(f"'{key_path}' must be {_article(expected)}, got {_type_name(value)} {value!r}")
-
-
-def _article(name: str) -> str:
-    return ("an " if name[:1] in "aeiou" else "a ") + name
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
-            dict: "table"}.get(type(value), type(value).__name__)
-
-
 # ---------------------------------------------------------------------------------------------
 # Writing the resolved recipe back as TOML
 
@@ -310,60 +238,4 @@ def recipe_to_dict(recipe: Recipe) -> dict:
 
 
 def dumps_toml(data: dict) -> str:
-    """A small TOML writer for recipe-shaped data (tables, arrays of tables, scalars, arrays)."""
-    lines: list[str] = []
-    _emit_table(data, [], lines)
-    return "\n".join(lines).strip() + "\n"
-
-
-def _emit_table(table: dict, path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not _is_table(v) and not _is_table_array(v)}
-    if path and (scalars or not table):
-        lines.append(f"\n[{'.'.join(map(_key, path))}]")
-    for key, value in scalars.items():
-        lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in table.items():
-        if _is_table(value):
-            _emit_table(value, path + [key], lines)
-        elif _is_table_array(value):
-            for item in value:
-                lines.append(f"\n[[{'.'.join(map(_key, path + [key]))}]]")
-                for k, v in item.items():
-                    lines.append(f"{_key(k)} = {_value(v)}")
-
-
-def _is_table(value) -> bool:
-    return isinstance(value, dict)
-
-
-def _is_table_array(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _key(key) -> str:
-    key = str(key)
-    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else _string(key)
-
-
-def _string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + "".join(c if c.isprintable() else _escape(c) for c in escaped) + '"'
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)  # Python's repr of ints and floats (inf, nan too) is valid TOML
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return tomli_w.dumps(data)

@@ -10,7 +10,7 @@ import tomllib
 import ganzoo
 import ganzoo.plugins
 import pytest
-from ganzoo.engine.build import construct
+from ganzoo.structure import construct
 from ganzoo.recipe import (Recipe, apply_override, dumps_toml, load_recipe, parse_value,
                            recipe_from_dict, recipe_to_dict)
 
@@ -152,7 +152,7 @@ def test_a_value_where_a_table_belongs(raw, fragment):
 ])
 def test_bad_choice(dotted, value):
     message = user_error(with_value(dotted, value))
-    assert repr(value) in message
+    assert f'got "{value}"' in message  # spelled as TOML spells a string (was repr: 'gpu')
     assert dotted.rsplit(".", 1)[1] in message
 
 
@@ -196,6 +196,59 @@ def test_negative_workers_is_a_user_error():
 def test_nan_is_not_positive(dotted):
     message = user_error(with_value(dotted, math.nan))
     assert dotted.rsplit(".", 1)[1] in message
+
+
+@pytest.mark.parametrize("dotted", ["train.kimg", "train.snapshot_kimg", "train.log_kimg",
+                                    "train.sample_kimg", "losses.0.weight", "optim.generator.lr",
+                                    "optim.discriminator.eps", "optim.generator.weight_decay",
+                                    "optim.generator.momentum", "optim.generator.alpha",
+                                    "eval.every_kimg"])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_float_fields_must_be_finite(dotted, value):
+    table, key = dotted.rsplit(".", 1)
+    message = user_error(with_value(dotted, value))
+    assert key in message and f"[{table}]" in message
+    assert message.endswith(f"got {ganzoo.checks.show(value)}")
+
+
+def test_range_messages_name_the_table_and_the_value():
+    assert user_error(with_value("train.kimg", math.inf)) == (
+        "recipe: [train] kimg must be a finite number > 0, got inf")
+    assert user_error(with_value("losses.0.weight", math.nan)) == (
+        "recipe: [losses.0] weight must be a finite number, got nan")
+
+
+def test_a_negative_loss_weight_is_still_allowed():
+    assert recipe_from_dict(with_value("losses.0.weight", -0.5)).losses[0].weight == -0.5
+
+
+@pytest.mark.parametrize("betas, index", [([1.0, 0.999], 0), ([0.5, 1.0], 1), ([0.5, -0.1], 1),
+                                          ([1.5, 0.9], 0)])
+def test_adam_betas_each_lie_in_the_unit_interval(betas, index):
+    message = user_error(with_value("optim.discriminator.betas", betas))
+    assert f"[optim.discriminator] betas.{index} must lie in [0, 1)" in message
+
+
+def test_betas_at_the_boundary_are_accepted():
+    recipe = recipe_from_dict(with_value("optim.generator.betas", [0, 0.9999]))
+    assert recipe.optim.generator.betas == (0.0, 0.9999)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**64])
+def test_seed_out_of_range(seed):
+    assert "[run] seed must be an integer in [0, 2**63)" in user_error(with_value("run.seed", seed))
+
+
+@pytest.mark.parametrize("seed", [0, 2**63 - 1])
+def test_seed_at_the_boundary(seed):
+    assert recipe_from_dict(with_value("run.seed", seed)).run.seed == seed
+
+
+def test_eval_keeps_metric_tables_and_refuses_other_extra_keys():
+    recipe = recipe_from_dict(minimal(eval={"metrics": ["swd"], "swd": {"num_images": 64}}))
+    assert recipe.eval.params == {"swd": {"num_images": 64}}
+    message = user_error(minimal(eval={"metrics": ["swd"], "num_imgs": 64}))
+    assert "unknown key 'num_imgs' in [eval] (did you mean 'num_images'?)" in message
 
 
 # --- required parts ----------------------------------------------------------------------------

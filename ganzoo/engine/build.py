@@ -1,9 +1,8 @@
-"""Building a run's components from a recipe. Each component receives only its own table."""
+"""Building a run's components from a recipe. Each component receives only its own table,
+structured by its constructor's annotations (`ganzoo.structure.construct`)."""
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from typing import Any
 
 import attrs
@@ -11,43 +10,8 @@ import torch
 
 from ganzoo.errors import UserError
 from ganzoo.model import GANModel
-from ganzoo.plugins import registry
-from ganzoo.registry import singular_kind
 from ganzoo.recipe import DataConfig, LossConfig, OptimizerConfig, Recipe
-
-
-def construct(kind: str, name: str, params: dict, table: str, **supplied: Any) -> Any:
-    """Build registered entry `name` from its recipe table `params` plus engine-supplied keywords.
-
-    Keys the constructor does not take are UserErrors naming the key and the table.
-    """
-    factory = registry(kind).get(name)
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
-        signature = None
-    if signature is not None and not any(
-            p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        accepted = [n for n, p in signature.parameters.items()
-                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in supplied]
-        for key in params:
-            if key not in accepted:
-                close = difflib.get_close_matches(key, accepted, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise UserError(f"unknown key '{key}' in {table} for {singular_kind(kind)} '{name}'{hint}; "
-                                f"known: {', '.join(accepted) or 'none'}")
-        supplied = {k: v for k, v in supplied.items() if k in signature.parameters}
-        missing = [n for n, p in signature.parameters.items()
-                   if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-                   and n not in params and n not in supplied]
-        if missing:
-            raise UserError(f"{table} for {singular_kind(kind)} '{name}' needs '{missing[0]}'")
-    try:
-        return factory(**params, **supplied)
-    except UserError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{table} for {singular_kind(kind)} '{name}': {exc}") from None
+from ganzoo.structure import construct
 
 
 def build_dataset(config: DataConfig):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import attrs
 
+from ganzoo import checks
 from ganzoo.errors import UserError
 
 
@@ -35,8 +36,10 @@ class FixedSchedule:
                  decay_end_kimg: float | None = None):
         if (decay_start_kimg is None) != (decay_end_kimg is None):
             raise UserError("[schedule] linear decay needs both decay_start_kimg and decay_end_kimg")
-        if decay_start_kimg is not None and not 0 <= decay_start_kimg < decay_end_kimg:
-            raise UserError(f"[schedule] needs 0 <= decay_start_kimg < decay_end_kimg, got "
+        if decay_start_kimg is not None and not (
+                checks.at_least(decay_start_kimg, 0, "[schedule] decay_start_kimg")
+                < checks.finite(decay_end_kimg, "[schedule] decay_end_kimg")):
+            raise UserError(f"[schedule] needs decay_start_kimg < decay_end_kimg, got "
                             f"{decay_start_kimg} and {decay_end_kimg}")
         self.decay = (decay_start_kimg, decay_end_kimg) if decay_start_kimg is not None else None
         self._state = GrowthState(resolution=resolution, batch_size=train_batch_size)
