@@ -123,6 +123,10 @@ class TrainConfig:
     keep_snapshots: int = attrs.field(default=5, validator=_check(
         lambda value, what: checks.count(value, what, minimum=0)))  # 0 keeps all
     sample_grid: int = attrs.field(default=64, validator=_count)  # images in each sample grid
+    # Optimizer steps whose gradients are non-finite that may be skipped (nothing applied)
+    # before the run stops as diverged; 0 stops at the first.
+    skip_nonfinite_steps: int = attrs.field(default=0, validator=_check(
+        lambda value, what: checks.count(value, what, minimum=0)))
 
 
 @attrs.frozen

@@ -105,6 +105,7 @@ class Trainer:
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.last_snapshot: Path | None = self.resume_from
         self.reals_written: set[int] = set()
+        self.skipped_steps = 0
 
     def _check_batch_sizes(self) -> None:
         """Every batch size the schedule will use, checked now rather than at kimg 8,800."""
@@ -289,7 +290,7 @@ class Trainer:
             total = self._sum_terms(ctx, "discriminator_loss", "D", logged)
             self.opt_D.zero_grad(set_to_none=True)
             total.backward()
-            self.opt_D.step()
+            self._step(self.opt_D, self.D, "D")
             for term in self.losses:
                 hook = getattr(term.term, "after_discriminator_step", None)
                 if hook is not None:
@@ -305,12 +306,29 @@ class Trainer:
             total = self._sum_terms(ctx, "generator_loss", "G", logged)
             self.opt_G.zero_grad(set_to_none=True)
             total.backward()
-            self.opt_G.step()
+            self._step(self.opt_G, self.G, "G")
         finally:
             self.D.requires_grad_(True)
         self.ema.update(self.G)
         self.step += 1
         return logged
+
+    def _step(self, optimizer, net, side: str) -> None:
+        """The optimizer step; with train.skip_nonfinite_steps, a step whose gradients are not
+        finite is skipped (up to that many in the run) instead of poisoning the weights."""
+        allowed = self.recipe.train.skip_nonfinite_steps
+        if allowed:
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            if grads and not torch.isfinite(torch.stack([g.float().sum() for g in grads]).sum()):
+                self.skipped_steps += 1
+                if self.skipped_steps > allowed:
+                    raise UserError(f"training diverged: {self.skipped_steps} optimizer steps with "
+                                    f"non-finite {side} gradients (train.skip_nonfinite_steps = "
+                                    f"{allowed}) at {self.kimg:.3f} kimg; last good snapshot: "
+                                    f"'{self.last_snapshot}'")
+                optimizer.zero_grad(set_to_none=True)
+                return
+        optimizer.step()
 
     def _generator(self, inputs, labels=None):
         """G for loss terms that call it again (cycle reconstruction), under the run's precision."""

@@ -17,7 +17,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+import ganzoo
 from ganzoo.engine import checkpoint
+from ganzoo.engine.trainer import Trainer
+from ganzoo.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGAN = ROOT / "recipes" / "progan_toyfaces.toml"
@@ -228,3 +231,18 @@ def test_sample_accepts_a_run_folder_and_refuses_bad_outputs(small_recipe, tmp_p
     code, _, err = finish(ganzoo("sample", str(tmp_path / "run"), "--n", "2", "--attr", "smiling=1",
                                  "--out", str(tmp_path / "x.png")))
     assert code == 2 and "unconditional" in err
+
+
+def test_nonfinite_steps_are_skipped_up_to_the_allowance(small_recipe, tmp_path):
+    recipe = load_recipe(small_recipe, ["train.kimg=0.128", "train.skip_nonfinite_steps=2"])
+    trainer = Trainer(recipe)
+    before = [p.detach().clone() for p in trainer.G.parameters()]
+    for p in trainer.G.parameters():
+        p.register_hook(lambda g: torch.full_like(g, float("nan")))  # every G gradient is NaN
+    state = trainer._apply_schedule()
+    trainer.train_iteration(state)
+    trainer.train_iteration(state)
+    assert trainer.skipped_steps == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.G.parameters()))  # nothing applied
+    with pytest.raises(ganzoo.UserError, match="3 optimizer steps with non-finite G gradients"):
+        trainer.train_iteration(state)
