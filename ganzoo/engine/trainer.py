@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from safetensors import SafetensorError
 from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo.context import LossContext
@@ -141,6 +142,8 @@ class Trainer:
     def run(self) -> None:
         recipe = self.recipe
         total = round(recipe.train.kimg * 1000)
+        if self.dist.is_main:
+            self._make_out_dir()
         lock = RunLock(self.out_dir) if self.dist.is_main else nullcontext()
         with lock, Preemption() as stop:
             # Start: resume exactly where the snapshot stopped, or begin afresh.
@@ -190,16 +193,18 @@ class Trainer:
         if self.dist.is_main:
             self._finish(time.perf_counter() - started)
 
+    def _make_out_dir(self) -> None:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.out_dir / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"run.out_dir '{self.out_dir}' is not a writable folder ({exc.strerror}); "
+                            "set run.out_dir to one") from None
+
     def _start(self) -> None:
         if self.dist.is_main:
-            try:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                probe = self.out_dir / f".write-test-{os.getpid()}"
-                probe.write_bytes(b"")
-                probe.unlink()
-            except OSError as exc:
-                raise UserError(f"run.out_dir '{self.out_dir}' is not a writable folder ({exc.strerror}); "
-                                "set run.out_dir to one") from None
             sweep_temporaries(self.snapshot_dir)
             sweep_temporaries(self.out_dir)
         if self.resume_from is not None:
@@ -346,6 +351,11 @@ class Trainer:
             value = getattr(term, method)(ctx)
             if value is None:
                 continue
+            if not (isinstance(value, torch.Tensor) and value.numel() == 1 and value.requires_grad):
+                got = (f"a tensor of shape {tuple(value.shape)}" + ("" if value.requires_grad else " without grad")
+                       if isinstance(value, torch.Tensor) else f"a {type(value).__name__}")
+                raise UserError(f"loss '{term.name}': {method}(ctx) must return a scalar tensor that "
+                                f"requires grad (or None), got {got}")
             key = f"{side}/{term.name}"
             logged[key] = logged.get(key, 0) + value.detach().float() / share
             weighted = term.weight * value.float()
@@ -464,9 +474,10 @@ class Trainer:
         path = self.snapshot_dir / snapshot_name(self.images)
         try:
             snapshot.write(path)
-        except OSError as exc:
-            raise UserError(f"cannot write snapshot '{path}' ({exc.strerror}); the earlier "
-                            f"snapshots are intact; free space and continue with --resume") from None
+        except (OSError, SafetensorError) as exc:  # a full disk, a quota, a vanished mount
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise UserError(f"cannot write snapshot '{path}' ({reason}); the earlier snapshots are "
+                            "intact; free space and continue with --resume") from None
         self.last_snapshot = path
         keep = self.recipe.train.keep_snapshots
         if keep:  # only ever after a finite snapshot was written

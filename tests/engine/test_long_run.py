@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import ganzoo
+import ganzoo as api
 from ganzoo.engine import checkpoint
 from ganzoo.engine.trainer import Trainer
 from ganzoo.recipe import load_recipe
@@ -35,9 +36,9 @@ TINY = ["--set", 'run.device="cpu"', "--set", "data.resolution=16", "--set", "da
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def ganzoo(*args: str, **kwargs) -> subprocess.Popen:
+def ganzoo(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ganzoo", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT, **kwargs)
+                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=cwd, **kwargs)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
@@ -244,5 +245,66 @@ def test_nonfinite_steps_are_skipped_up_to_the_allowance(small_recipe, tmp_path)
     trainer.train_iteration(state)
     assert trainer.skipped_steps == 2
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.G.parameters()))  # nothing applied
-    with pytest.raises(ganzoo.UserError, match="3 optimizer steps with non-finite G gradients"):
+    with pytest.raises(api.UserError, match="3 optimizer steps with non-finite G gradients"):
         trainer.train_iteration(state)
+
+
+class _BadLoss:
+    def __init__(self, kind: str = "float"):
+        self.kind = kind
+
+    def discriminator_loss(self, ctx):
+        if self.kind == "float":
+            return 0.5
+        if self.kind == "vector":
+            return ctx.real_scores
+        return ctx.real_scores.mean().detach()
+
+
+@pytest.mark.parametrize("kind, message", [("float", "got a float"), ("vector", r"shape \(32,\)"),
+                                           ("nograd", "without grad")])
+def test_a_loss_breaking_the_contract_is_named(small_recipe, tmp_path, fresh_plugins, kind, message):
+    module = type(sys)("bad_loss_plugin")
+    module.ganzoo_register_losses = api.hookimpl(lambda register: register("bad_loss", _BadLoss))
+    api.plugins.state().add_plugin("bad_loss_plugin", module)
+    recipe = load_recipe(small_recipe, ["losses.0.name=\"bad_loss\"", f'losses.0.kind="{kind}"'])
+    trainer = Trainer(recipe)
+    with pytest.raises(api.UserError, match=f"loss 'bad_loss'.*scalar tensor that requires grad.*{message}"):
+        trainer.train_iteration(trainer._apply_schedule())
+
+
+def _limit_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))
+
+
+def test_a_full_disk_while_writing_a_snapshot_loses_nothing(small_recipe, tmp_path):
+    out = tmp_path / "run"
+    assert finish(ganzoo("run", str(small_recipe), "--set", "train.kimg=0.25"))[0] == 0
+    good = newest(out)
+    good_bytes, log_before = good.read_bytes(), (out / "metrics.jsonl").read_text()
+    code, _, err = finish(ganzoo("run", str(small_recipe), "--resume", "--set", "train.kimg=0.5",
+                                 preexec_fn=_limit_file_size))
+    assert code == 2 and "cannot write snapshot" in err and "intact" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert checkpoint.list_snapshots(out / "checkpoints") == [good] and good.read_bytes() == good_bytes
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert (out / "metrics.jsonl").read_text().startswith(log_before)
+    assert finish(ganzoo("run", str(small_recipe), "--resume", "--set", "train.kimg=0.5"))[0] == 0
+
+
+@pytest.mark.parametrize("setting, message", [
+    ('run.out_dir=""', "run.out_dir is empty"),
+    ("file", "is a file"),
+    ("under_a_file", "not a writable folder"),
+])
+def test_bad_out_dirs_are_one_line(small_recipe, tmp_path, setting, message):
+    if setting == "file":
+        (tmp_path / "f").write_text("x")
+        setting = f'run.out_dir="{(tmp_path / "f").as_posix()}"'
+    elif setting == "under_a_file":  # no folder can be made there, not even by root
+        (tmp_path / "f").write_text("x")
+        setting = f'run.out_dir="{(tmp_path / "f" / "run").as_posix()}"'
+    code, _, err = finish(ganzoo("run", str(small_recipe), "--set", setting, cwd=tmp_path))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.glob("metrics.jsonl")) and not (tmp_path / "checkpoints").exists()
