@@ -30,6 +30,9 @@ from ganzoo.files import TEMP_MARK, atomic_path
 FORMAT = "ganzoo-checkpoint/1"
 NAME = re.compile(r"^snapshot-(\d{12})\.safetensors$")
 NETWORKS = ("G", "D", "G_ema")
+# safetensors writes through a temporary of its own (Rust's tempfile: ".tmp" + 6 characters)
+# before our rename; a kill leaves either kind behind.
+_FOREIGN_TEMP = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 _JSON_FIELDS = ("schedule", "cursor", "data", "optim/G", "optim/D", "rng")
 
 
@@ -49,7 +52,8 @@ def sweep_temporaries(folder: Path) -> list[Path]:
     """Remove hidden temporaries left by a writer that was killed mid-write."""
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.iterdir() if p.name.startswith(".") and TEMP_MARK in p.name]
+    stale = [p for p in folder.iterdir()
+             if p.name.startswith(".") and (TEMP_MARK in p.name or _FOREIGN_TEMP.match(p.name))]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
