@@ -8,6 +8,7 @@ UserErrors naming the key path and its table. Tables that configure a registered
 (`ganzoo.structure.construct`).
 """
 
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,11 @@ class EvalConfig:
 
 
 @attrs.frozen
+class LogConfig:
+    tensorboard: bool = False  # scalars and sample grids into out_dir/tb (needs ganzoo[tb])
+
+
+@attrs.frozen
 class Recipe:
     run: RunConfig = attrs.Factory(RunConfig)
     data: DataConfig = attrs.Factory(DataConfig)
@@ -154,12 +160,36 @@ class Recipe:
     train: TrainConfig = attrs.Factory(TrainConfig)
     ema: EmaConfig = attrs.Factory(EmaConfig)
     eval: EvalConfig = attrs.Factory(EvalConfig)
+    log: LogConfig = attrs.Factory(LogConfig)
+
+
+SHIPPED = Path(__file__).resolve().parent / "recipes"  # installed with the package
+
+
+def shipped_recipes() -> dict[str, tuple[Path, str]]:
+    """The recipes that come with ganzoo: name -> (path, the first line of its header comment)."""
+    found = {}
+    for path in sorted(SHIPPED.glob("*.toml")):
+        first = path.read_text(encoding="utf-8").splitlines()[:1]
+        found[path.stem] = (path, first[0].lstrip("# ").strip() if first and first[0].startswith("#") else "")
+    return found
+
+
+def find_recipe(name: str | Path) -> Path:
+    """A recipe file as given, or a shipped recipe by its bare name (`progan_toyfaces`)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = shipped_recipes()
+    if path.parent == Path(".") and path.stem in shipped and path.suffix in ("", ".toml"):
+        return shipped[path.stem][0]
+    hint = difflib.get_close_matches(path.stem, list(shipped), n=1)
+    raise UserError(f"recipe '{name}' does not exist" + (f" (did you mean the shipped '{hint[0]}'?)" if hint else "")
+                    + f"; shipped recipes: {', '.join(shipped)} (see `ganzoo list recipes`)")
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe file '{path}' does not exist")
+    path = find_recipe(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -24,10 +24,15 @@ def build_dataset(config: DataConfig):
 
 
 def build_model(recipe: Recipe, label_dim: int) -> GANModel:
-    model = construct("models", recipe.model.name, recipe.model.params, "[model]",
-                      resolution=recipe.data.resolution, channels=3, label_dim=label_dim)
+    return build_family(recipe.model.name, recipe.model.params, recipe.data.resolution, label_dim)
+
+
+def build_family(name: str, params: dict, resolution: int, label_dim: int) -> GANModel:
+    """A registered model family from its [model] table and the engine-supplied sizes."""
+    model = construct("models", name, params, "[model]", resolution=resolution, channels=3,
+                      label_dim=label_dim)
     if not isinstance(model, GANModel):
-        raise UserError(f"model family '{recipe.model.name}' did not return a ganzoo.GANModel")
+        raise UserError(f"model family '{name}' did not return a ganzoo.GANModel")
     return model
 
 

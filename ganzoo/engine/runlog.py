@@ -149,3 +149,30 @@ class Console80:
         if self.progress:
             self.progress.stop()
             self.progress = None
+
+
+class TensorBoardLog:
+    """[log] tensorboard = true: every logged number as a scalar against kimg, and the sample
+    grids, in out_dir/tb (torch.utils.tensorboard; install with `pip install ganzoo[tb]`)."""
+
+    def __init__(self, folder: Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # optional: imports tensorboard
+        except ImportError:
+            raise UserError("[log] tensorboard = true needs the tensorboard package: "
+                            "pip install 'ganzoo[tb]' (or set [log] tensorboard = false)") from None
+        self.writer = SummaryWriter(str(folder))
+
+    def scalars(self, record: dict) -> None:
+        step = round(record["kimg"] * 1000)  # images shown: an integer step TensorBoard can order
+        for key, value in record.items():
+            if key != "kimg" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def grid(self, image, images_shown: int) -> None:
+        self.writer.add_image("samples", image, images_shown, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -29,8 +29,10 @@ from ganzoo.engine.checkpoint import (Snapshot, list_snapshots, load_weights, op
                                       sweep_temporaries, versions)
 from ganzoo.engine.ema import EMA
 from ganzoo.engine.guards import Preemption, RunLock
+from ganzoo.engine.inference import resolve_snapshot
 from ganzoo.engine.schedule import phases
-from ganzoo.engine.runlog import Console80, MetricsLog, format_duration, now_iso, peak_memory_mb
+from ganzoo.engine.runlog import (Console80, MetricsLog, TensorBoardLog, format_duration, now_iso,
+                                  peak_memory_mb)
 from ganzoo.data.preview import preview_items
 from ganzoo.engine.stream import Cursor, RealStream
 from ganzoo.errors import RunStopped, UserError
@@ -57,8 +59,8 @@ def label_bank(dataset) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, *, resume: bool = False, resume_anyway: bool = False,
-                 console: Console | None = None):
+    def __init__(self, recipe: Recipe, *, resume: bool | str = False, resume_anyway: bool = False,
+                 init_from: str | None = None, console: Console | None = None):
         self.recipe = recipe
         self.console = console or Console()
         self.out_dir = Path(recipe.run.out_dir)
@@ -68,6 +70,9 @@ class Trainer:
         self.dist = distributed.init(device.type)
         self.device = distributed.device_for(self.dist, device)
         self.resume_from = self._find_resume_point(resume)
+        self.init_from = init_from
+        if init_from and self.resume_from:
+            raise UserError("--init-from starts a new run; it cannot be combined with --resume")
 
         seed_everything(recipe.run.seed + self.dist.rank)  # seeds are per rank
         self.dataset = build.build_dataset(recipe.data)
@@ -104,6 +109,7 @@ class Trainer:
             first_reals=lambda k: preview_items(self.dataset, recipe, k))
         self.dataset_labels = label_bank(self.dataset) if self.dataset.label_dim else None
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.tensorboard: TensorBoardLog | None = None
         self.last_snapshot: Path | None = self.resume_from
         self.reals_written: set[int] = set()
         self.skipped_steps = 0
@@ -120,11 +126,16 @@ class Trainer:
             except ValueError as exc:
                 raise UserError(f"the batch size {batch} at {where} does not fit the model: {exc}") from None
 
-    def _find_resume_point(self, resume: bool) -> Path | None:
+    def _find_resume_point(self, resume: bool | str) -> Path | None:
         if not self.recipe.run.out_dir.strip():
             raise UserError("run.out_dir is empty; set it to the folder the run writes into")
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise UserError(f"run.out_dir '{self.out_dir}' is a file; set run.out_dir to a folder")
+        if isinstance(resume, str):  # a named snapshot rather than the newest
+            named = Path(resume)
+            if not named.is_file():
+                raise UserError(f"--resume '{resume}': no such snapshot file")
+            return named
         snapshots = list_snapshots(self.snapshot_dir)
         if snapshots and not resume:
             raise UserError(f"'{self.out_dir}' already holds a run ({len(snapshots)} snapshots); "
@@ -189,6 +200,8 @@ class Trainer:
             finally:
                 if out:
                     out.close()
+                if self.tensorboard:
+                    self.tensorboard.close()
         # End: what was reached, and what to do next.
         if self.dist.is_main:
             self._finish(time.perf_counter() - started)
@@ -213,12 +226,17 @@ class Trainer:
             self._load_snapshot(snapshot)
             if self.dist.is_main:
                 self.metrics.truncate_after(self.kimg)
-        elif self.dist.is_main:
-            aside = self.metrics.set_aside()
-            if aside:
-                self.console.print(f"a previous metrics.jsonl without snapshots was kept as '{aside.name}'")
+        else:
+            if self.init_from:
+                self._init_weights(self.init_from)
+            if self.dist.is_main:
+                aside = self.metrics.set_aside()
+                if aside:
+                    self.console.print(f"a previous metrics.jsonl without snapshots was kept as '{aside.name}'")
         if self.dist.is_main:
             write_text(self.out_dir / "recipe.toml", dumps_toml(recipe_to_dict(self.recipe)))
+            if self.recipe.log.tensorboard:
+                self.tensorboard = TensorBoardLog(self.out_dir / "tb")
             self._banner()
 
     def _banner(self) -> None:
@@ -397,6 +415,8 @@ class Trainer:
                   "lr_D": self.opt_D.param_groups[0]["lr"]}
         record.update({k: round(v, 6) for k, v in means.items()})
         self.metrics.write(record)
+        if self.tensorboard:
+            self.tensorboard.scalars(record)
         if out:
             out.interval(self.kimg, _stage(state), record, means)
 
@@ -421,6 +441,8 @@ class Trainer:
         grid = self.model.sample_grid(self.ema.model, *self.sample_inputs, dataset=self.dataset,
                                       device=self.device, autocast=self.autocast)
         save_png(grid, self.out_dir / "samples" / f"fakes-{self.images:012d}.png")
+        if self.tensorboard:
+            self.tensorboard.grid(grid, self.images)
 
     def _write_reals(self, resolution: int) -> None:
         """The real images exactly as D sees them at this resolution, once per resolution."""
@@ -439,8 +461,10 @@ class Trainer:
         with preserved_rng():
             results = run_metrics(ctx, self.recipe.eval.metrics, self.recipe.eval.params)
         if self.dist.is_main:
-            self.metrics.write({"kimg": round(self.kimg, 6), "step": self.step, "time": now_iso(),
-                                **results})
+            record = {"kimg": round(self.kimg, 6), "step": self.step, "time": now_iso(), **results}
+            self.metrics.write(record)
+            if self.tensorboard:
+                self.tensorboard.scalars(record)
             self.console.print(f"eval at {self.kimg:.1f} kimg: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in results.items()))
 
@@ -498,6 +522,15 @@ class Trainer:
             raise UserError(f"the recipe differs from the snapshot's in {shown}; a resumed run may "
                             "only change its length, logging, snapshot and eval settings: revert "
                             "them, or pass --resume-anyway to continue with the changed recipe")
+
+    def _init_weights(self, source: str) -> None:
+        """A new run from another run's G, D and G-EMA (fine-tuning): fresh optimizers and kimg."""
+        path = resolve_snapshot(source)
+        snapshot = Snapshot.read(path)
+        for what, net, prefix in (("generator", self.G, "G"), ("discriminator", self.D, "D"),
+                                  ("generator", self.ema.model, "G_ema")):
+            load_weights(net, snapshot.part(prefix), what, str(path))
+        self.console.print(f"initialised G, D and G-EMA from '{path}' ({snapshot.kimg:.3f} kimg there)")
 
     def _load_snapshot(self, snapshot: Snapshot) -> None:
         source = str(self.resume_from)
