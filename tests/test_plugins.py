@@ -148,6 +148,9 @@ def test_summary_defaults_to_first_docstring_line(plugin_factory):
             More words.
             """
 
+            def discriminator_loss(self, ctx):
+                return (1 - ctx.real_scores).relu().mean() + (1 + ctx.fake_scores).relu().mean()
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
             register("documented_hinge", Hinge)
@@ -197,9 +200,15 @@ def test_registration_failing_half_way_leaves_no_entries(plugin_factory):
     plugin_factory.make("halfway", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("halfway_loss", object)
+            register("halfway_loss", Term)
 
         @ganzoo.hookimpl
         def ganzoo_register_models(register):
@@ -220,9 +229,15 @@ def test_clash_in_one_kind_keeps_the_plugins_other_kinds_out(plugin_factory):
     plugin_factory.make("zz_clash", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("zz_clash_fresh_loss", object)
+            register("zz_clash_fresh_loss", Term)
 
         @ganzoo.hookimpl
         def ganzoo_register_models(register):
@@ -243,10 +258,16 @@ def test_invalid_entry_name_breaks_only_that_plugin(plugin_factory, bad_name):
     plugin_factory.make("aa_badname", f'''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("aa_badname_good_loss", object)
-            register({bad_name!r}, object)
+            register("aa_badname_good_loss", Term)
+            register({bad_name!r}, Term)
     ''')
     plugin_factory.make_lsgan()
     ganzoo.plugins.reset()
@@ -267,9 +288,15 @@ def test_third_party_cannot_take_a_first_party_name(plugin_factory, thief):
     plugin_factory.make(thief, '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("bce", object)
+            register("bce", Term)
     ''')
     ganzoo.plugins.reset()
 
@@ -278,17 +305,26 @@ def test_third_party_cannot_take_a_first_party_name(plugin_factory, thief):
     assert "'bce'" in info.error
     assert "'dcgan'" in info.error and f"'{thief}'" in info.error
     assert_dcgan_loaded()
-    assert ganzoo.registry("losses").get("bce") is not object
+    assert ganzoo.registry("losses").get("bce") is not sys.modules[f"ganzoo_test_{thief}"].Term
 
 
 def test_same_name_twice_within_one_plugin_is_rejected(plugin_factory):
     plugin_factory.make("stutter", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
+        class OtherTerm(Term):
+            """Another."""
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("stutter_loss", int)
-            register("stutter_loss", float)
+            register("stutter_loss", Term)
+            register("stutter_loss", OtherTerm)
     ''')
     ganzoo.plugins.reset()
 
@@ -299,12 +335,18 @@ def test_same_name_twice_within_one_plugin_is_rejected(plugin_factory):
 
 
 def test_same_name_in_different_kinds_is_fine(plugin_factory):
-    plugin_factory.make("twokinds", '''
+    module = plugin_factory.make("twokinds", '''
         import ganzoo
+
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
 
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("twokinds_thing", int)
+            register("twokinds_thing", Term)
 
         @ganzoo.hookimpl
         def ganzoo_register_metrics(register):
@@ -312,7 +354,7 @@ def test_same_name_in_different_kinds_is_fine(plugin_factory):
     ''')
     ganzoo.plugins.reset()
 
-    assert ganzoo.registry("losses").get("twokinds_thing") is int
+    assert ganzoo.registry("losses").get("twokinds_thing") is sys.modules[module].Term
     assert ganzoo.registry("metrics").get("twokinds_thing") is float
     assert plugin_info("twokinds").counts["losses"] == 1
 
@@ -372,9 +414,15 @@ def test_disable_a_list_of_plugins(plugin_factory, monkeypatch, value):
     plugin_factory.make("keeper", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("keeper_loss", object)
+            register("keeper_loss", Term)
     ''')
     monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", value)
     ganzoo.plugins.reset()
@@ -404,6 +452,10 @@ def test_disabled_plugin_module_is_never_imported(plugin_factory, monkeypatch):
 COUNTING_SOURCE = '''
 import ganzoo
 
+class Term:
+    def generator_loss(self, ctx):
+        return None
+
 with open({counter!r}, "a") as f:
     f.write("import\\n")
 
@@ -411,7 +463,7 @@ with open({counter!r}, "a") as f:
 def ganzoo_register_losses(register):
     with open({counter!r}, "a") as f:
         f.write("hook\\n")
-    register("counted_loss", object)
+    register("counted_loss", Term)
 '''
 
 
