@@ -462,8 +462,12 @@ class HalfCommands:
     def ganzoo_register_losses(self, register):
         register("half_commands_loss", self.Term)
 
+    def __init__(self):
+        self.calls = 0
+
     @ganzoo.hookimpl
     def ganzoo_register_commands(self, subparsers):
+        self.calls += 1
         subparsers.add_parser("half-done", help="never usable")
         raise RuntimeError("commands hook failed half-way")
 
@@ -477,7 +481,8 @@ class OneCommand:
 def test_commands_hook_failing_half_way_takes_the_plugin_out_whole():
     import argparse
 
-    ganzoo.plugins.state().add_plugin("half_commands", HalfCommands())
+    half = HalfCommands()
+    ganzoo.plugins.state().add_plugin("half_commands", half)
     ganzoo.plugins.state().add_plugin("one_command", OneCommand())
     assert "half_commands_loss" in ganzoo.registry("losses")
     parser = argparse.ArgumentParser(prog="ganzoo")
@@ -496,6 +501,7 @@ def test_commands_hook_failing_half_way_takes_the_plugin_out_whole():
     again = argparse.ArgumentParser(prog="ganzoo").add_subparsers(dest="command")
     ganzoo.plugins.add_commands(again)
     assert "fine-command" in again.choices and "half-done" not in again.choices
+    assert half.calls == 1
 
 
 # --- duplicate names ---------------------------------------------------------------------------
