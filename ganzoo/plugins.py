@@ -176,7 +176,7 @@ def _check_new_names(registry: Registry, items, plugin: str) -> None:
                                 f"{owner!r} and by plugin {plugin!r}")
 
 
-_OWN_CODE = (str(Path(__file__).parent), str(Path(pluggy.__file__).parent), "<frozen ")
+_OWN_CODE = (str(Path(__file__).parent) + os.sep, str(Path(pluggy.__file__).parent) + os.sep, "<frozen ")
 
 
 def _describe(exc: BaseException, phase: str) -> str:
