@@ -1,14 +1,19 @@
 """Plugin discovery: the core's built-ins, then every entry point in group "ganzoo".
 
-Plugins load lazily, once, on the first read of any registry. A plugin that fails to import
-or to register is recorded (name, error) and skipped; the others still load.
+Plugins load lazily, once, on the first read of any registry. A plugin that fails to import,
+implements a hook that does not exist, registers an entry that breaks its kind's contract or
+fails in a hook is recorded (name, one-line error) and skipped whole: it registers nothing and
+none of its hooks runs again. The others still load. The contract is ganzoo/hookspecs.py.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 import traceback
+from pathlib import Path
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
@@ -83,22 +88,27 @@ class PluginState:
 
     def _register(self, info: PluginInfo, load: Callable[[], Any]) -> PluginInfo:
         self.plugins.append(info)
-        try:
-            self.pm.register(load(), name=info.name)
-        except Exception as exc:  # a broken plugin is reported, never fatal
-            info.status, info.error = "broken", _describe(exc)
+        if self.pm.has_plugin(info.name):  # before the try: what fails there is this plugin's
+            info.status, info.error = "broken", f"plugin name {info.name!r} is declared twice"
             return info
-        staged: dict[str, list[tuple[str, Any, str | None]]] = {kind: [] for kind in KINDS}
+        phase = "at import"
         try:
+            plugin = load()
+            phase = "at registration"
+            self.pm.register(plugin, name=info.name)
+            _check_hook_names(self.pm, plugin)
+            staged: dict[str, list[tuple[str, Any, str | None]]] = {kind: [] for kind in KINDS}
             for kind, hook_name in hookspecs.HOOKS.items():
                 for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                     if impl.plugin_name == info.name:
-                        impl.function(register=_stager(staged[kind]))
+                        phase = f"in {hook_name}"
+                        _call(impl, register=_stager(self.registries[kind], staged[kind]))
             for kind, items in staged.items():
                 _check_new_names(self.registries[kind], items, info.name)
-        except Exception as exc:
-            self.pm.unregister(name=info.name)
-            info.status, info.error = "broken", _describe(exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a broken plugin is reported, never fatal
+            self._mark_broken(info, exc, phase)
             return info
         for kind, items in staged.items():
             for name, obj, summary in items:
@@ -107,11 +117,51 @@ class PluginState:
             info.counts[kind] = len(items)
         return info
 
+    def _mark_broken(self, info: PluginInfo, exc: BaseException, phase: str) -> None:
+        """Take the plugin out whole: its entries, its counts and its hooks (none runs again)."""
+        if self.pm.has_plugin(info.name):
+            self.pm.unregister(name=info.name)
+        for registry in self.registries.values():
+            registry.remove_plugin(info.name)
+        info.status, info.error, info.counts = "broken", _describe(exc, phase), {}
 
-def _stager(items: list):
+
+def _check_hook_names(pm: pluggy.PluginManager, plugin: Any) -> None:
+    """pluggy's `check_pending`, for one plugin: a hook implementation without a hookspec is an
+    error (a misspelled hook would otherwise register nothing, silently), and so is a function
+    named like a hook but not marked `@ganzoo.hookimpl` (pluggy ignores it)."""
+    unknown = [caller.name for caller in pm.get_hookcallers(plugin) or () if not caller.has_spec()
+               and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
+    if unknown:
+        raise RegistryError(_unknown_hook(unknown[0]))
+    for attr in dir(plugin):
+        if attr.startswith(hookspecs.PROJECT + "_") and inspect.isroutine(getattr(plugin, attr, None)) \
+                and pm.parse_hookimpl_opts(plugin, attr) is None:
+            if attr in _hook_names():
+                raise RegistryError(f"hook {attr!r} is not marked @ganzoo.hookimpl, so it would never run")
+            raise RegistryError(_unknown_hook(attr))
+
+
+def _hook_names() -> list[str]:
+    return [*hookspecs.HOOKS.values(), hookspecs.COMMANDS_HOOK]
+
+
+def _unknown_hook(name: str) -> str:
+    close = difflib.get_close_matches(name, _hook_names(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown hook {name!r}{hint}; the hooks are listed in ganzoo/hookspecs.py"
+
+
+def _call(impl: pluggy.HookImpl, **arguments: Any) -> Any:
+    """Call one hook implementation with the arguments it asks for (pluggy allows a subset)."""
+    return impl.function(**{name: arguments[name] for name in impl.argnames})
+
+
+def _stager(registry: Registry, items: list):
     def register(name: str, obj: Any, *, summary: str | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise RegistryError(f"entry names must be non-empty strings, got {name!r}")
+        registry.check(name, obj)  # the kind's contract, before anything is added
         items.append((name, obj, summary))
     return register
 
@@ -126,10 +176,21 @@ def _check_new_names(registry: Registry, items, plugin: str) -> None:
                                 f"{owner!r} and by plugin {plugin!r}")
 
 
-def _describe(exc: Exception) -> str:
-    where = traceback.extract_tb(exc.__traceback__)
-    last = f" ({where[-1].filename}:{where[-1].lineno})" if where else ""
-    return f"{type(exc).__name__}: {exc}{last}"
+_OWN_CODE = (str(Path(__file__).parent) + os.sep, str(Path(pluggy.__file__).parent) + os.sep, "<frozen ")
+
+
+def _describe(exc: BaseException, phase: str) -> str:
+    """One line for `ganzoo list plugins`, pointing at the plugin's own line where there is one."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    theirs = [f for f in frames if not f.filename.startswith(_OWN_CODE)] or frames
+    where = f" ({theirs[-1].filename}:{theirs[-1].lineno})" if theirs else ""
+    if isinstance(exc, SystemExit):
+        code = "" if exc.code is None else repr(exc.code)
+        return f"called sys.exit({code}) {phase}{where}"
+    if isinstance(exc, UserError):  # the contract's own messages say what is wrong
+        return f"{exc}{where}"
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}{where}"
 
 
 _state: PluginState | None = None
@@ -158,18 +219,28 @@ def registry(kind: str) -> Registry:
 
 
 def add_commands(subparsers) -> None:
-    """Let every loaded plugin add its CLI commands (hook `ganzoo_register_commands`); a plugin
-    whose hook fails is marked broken and its half-added commands stay unusable, never fatal."""
+    """Let every loaded plugin add its CLI commands (hook `ganzoo_register_commands`). A plugin
+    whose hook fails is marked broken, taken out whole, and the commands it half-added removed."""
     current = state()
     current.load()
     by_name = {info.name: info for info in current.plugins}
     for impl in getattr(current.pm.hook, hookspecs.COMMANDS_HOOK).get_hookimpls():
+        before = dict(subparsers.choices), list(subparsers._choices_actions)
         try:
-            impl.function(subparsers=subparsers)
-        except Exception as exc:
+            _call(impl, subparsers=subparsers)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            subparsers.choices.clear()
+            subparsers.choices.update(before[0])
+            subparsers._choices_actions[:] = before[1]  # argparse keeps the help lines here
             info = by_name.get(impl.plugin_name)
             if info is not None:
-                info.status, info.error = "broken", _describe(exc)
+                current._mark_broken(info, exc, f"in {hookspecs.COMMANDS_HOOK}")
+            continue
+        info = by_name.get(impl.plugin_name)
+        if info is not None:
+            info.counts["commands"] = len(subparsers.choices) - len(before[0])
 
 
 def plugins() -> list[PluginInfo]:

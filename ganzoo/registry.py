@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterator
+import inspect
+from typing import Any, Callable, Iterator
 
 import attrs
+from torch import nn
 
+from ganzoo.data import ImageDataset
 from ganzoo.errors import UserError
 from ganzoo.hookspecs import KINDS
 
-__all__ = ["KINDS", "Entry", "Registry", "RegistryError", "singular_kind"]
+__all__ = ["EXPECTED", "KINDS", "Entry", "Registry", "RegistryError", "singular_kind"]
 
 
 @attrs.frozen
@@ -26,11 +29,42 @@ class RegistryError(UserError):
     """A duplicate registration or a lookup of an unknown name."""
 
 
+def _module_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, nn.Module)
+
+
+def _loss_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and any(callable(getattr(obj, method, None))
+                                        for method in ("discriminator_loss", "generator_loss"))
+
+
+def _schedule_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and callable(getattr(obj, "state", None))
+
+
+def _dataset_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, ImageDataset)
+
+
+# What an entry of each kind must be, checked when a plugin registers it so that a bad part
+# fails at `ganzoo list`, not hours into a run. The contract itself: ganzoo/hookspecs.py.
+EXPECTED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "blocks": (_module_class, "an nn.Module class"),
+    "losses": (_loss_class, "a class with discriminator_loss(ctx) and/or generator_loss(ctx)"),
+    "normalizers": (_module_class, "an nn.Module class"),
+    "schedules": (_schedule_class, "a class with state(kimg)"),
+    "models": (callable, "a callable returning a ganzoo.GANModel"),
+    "datasets": (_dataset_class, "a ganzoo.ImageDataset subclass"),
+    "metrics": (callable, "a callable (a class) built from its [eval.<name>] table"),
+}
+
+
 class Registry:
     """The entries of one kind ("losses", "blocks", ...), filled by plugins through their hooks."""
 
     def __init__(self, kind: str, loader=None):
         self.kind = kind
+        self._expected = EXPECTED[kind]  # every kind has its check
         self._entries: dict[str, Entry] = {}
         self._loader = loader  # called once, before the first read, to load the plugins
 
@@ -49,6 +83,16 @@ class Registry:
                 f"{self.kind} name {name!r} is registered twice: by plugin {taken.plugin!r} "
                 f"and by plugin {plugin!r}")
         self._entries[name] = Entry(name, obj, summary or _first_doc_line(obj), plugin, distribution)
+
+    def check(self, name: str, obj: Any) -> None:
+        """Raise unless `obj` is what an entry of this kind must be."""
+        accepts, expected = self._expected
+        if not accepts(obj):
+            raise RegistryError(f"{self.kind} entry {name!r} must be {expected}, got {_what(obj)}")
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Drop every entry `plugin` registered (it turned out broken after registering)."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
 
     def owner(self, name: str) -> str | None:
         """The plugin that registered `name`, without triggering plugin loading."""
@@ -92,6 +136,14 @@ class Registry:
 def singular_kind(kind: str) -> str:
     """'losses' -> 'loss', 'models' -> 'model': for messages."""
     return kind[:-2] if kind.endswith("sses") else kind.rstrip("s")
+
+
+def _what(obj: Any) -> str:
+    if inspect.isclass(obj):
+        return f"class {obj.__name__}"
+    if inspect.isroutine(obj):
+        return "function"
+    return f"{type(obj).__name__} object"
 
 
 def _first_doc_line(obj: Any) -> str:

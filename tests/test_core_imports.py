@@ -1,4 +1,6 @@
-"""The core stands alone: it works with every first-party plugin disabled and never imports one."""
+"""The import boundaries. The core stands alone: it works with every first-party plugin disabled
+and never imports one. Plugins use only the public API (`import ganzoo`, then `ganzoo.X` for X in
+`ganzoo.__all__`) and reach other plugins only through the registries."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+import ganzoo
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "ganzoo"
@@ -113,3 +117,70 @@ def test_static_check_catches_plugin_imports():
     assert sorted(flagged) == sorted(["ganzoo_dcgan", "ganzoo_progan.layers", "ganzoo_wgan.plugin",
                                       "ganzoo_stargan", "ganzoo_dcgan"])
     assert "ganzoo" in modules and "os" in modules
+
+
+# --- plugins import only the public API ---------------------------------------------------------
+
+PLUGINS = ROOT / "plugins"
+PLUGIN_FILES = sorted(PLUGINS.glob(f"{PLUGIN_PREFIX}*/**/*.py"))
+PUBLIC = set(ganzoo.__all__)
+
+
+def _non_public_uses(tree: ast.AST, own_package: str) -> list[tuple[int, str]]:
+    """Every use of ganzoo beyond its public API, and every import of another plugin package."""
+    found = []
+    for line, module in _imported_modules(tree):
+        top = module.split(".")[0]
+        if module.startswith("ganzoo."):
+            found.append((line, f"imports non-public module {module}"))
+        elif top.startswith(PLUGIN_PREFIX) and top != own_package:
+            found.append((line, f"imports another plugin's package {module} (use the registries)"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "ganzoo":
+            found += [(node.lineno, f"imports ganzoo.{a.name}, not in ganzoo.__all__")
+                      for a in node.names if a.name not in PUBLIC]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "ganzoo" and node.attr not in PUBLIC:
+            found.append((node.lineno, f"uses ganzoo.{node.attr}, not in ganzoo.__all__"))
+    return sorted(set(found))
+
+
+def test_there_are_plugins_to_check():
+    packages = {p.relative_to(PLUGINS).parts[0] for p in PLUGIN_FILES}
+    assert {"ganzoo_dcgan", "ganzoo_progan", "ganzoo_stargan", "ganzoo_wgan"} <= packages
+
+
+@pytest.mark.parametrize("path", PLUGIN_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_plugin_module_uses_only_the_public_api(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    offenders = _non_public_uses(tree, path.relative_to(PLUGINS).parts[0])
+    assert not offenders, f"{path.relative_to(ROOT)}: " + "; ".join(
+        f"line {line} {what}" for line, what in offenders)
+
+
+def test_public_api_check_catches_every_spelling():
+    source = textwrap.dedent("""
+        import ganzoo
+        import ganzoo.engine.schedule
+        from ganzoo.data.image_folder import read_image
+        from ganzoo import data, UserError, hookimpl
+        import ganzoo_dcgan.models
+        from ganzoo_mine.layers import x
+        from . import sibling
+        importlib.import_module("ganzoo.recipe")
+        def f():
+            from ganzoo_wgan import losses
+            return ganzoo.engine.build, ganzoo.UserError, ganzoo.checks.at_least
+    """)
+    found = _non_public_uses(ast.parse(source), "ganzoo_mine")
+    flagged = [what for _, what in found]
+    assert flagged == [
+        "imports non-public module ganzoo.engine.schedule",
+        "imports non-public module ganzoo.data.image_folder",
+        "imports ganzoo.data, not in ganzoo.__all__",
+        "imports another plugin's package ganzoo_dcgan.models (use the registries)",
+        "imports non-public module ganzoo.recipe",
+        "imports another plugin's package ganzoo_wgan (use the registries)",
+        "uses ganzoo.engine, not in ganzoo.__all__",
+    ], found
+    assert [line for line, _ in found] == [3, 4, 5, 6, 9, 11, 12]

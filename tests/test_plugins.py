@@ -148,6 +148,9 @@ def test_summary_defaults_to_first_docstring_line(plugin_factory):
             More words.
             """
 
+            def discriminator_loss(self, ctx):
+                return (1 - ctx.real_scores).relu().mean() + (1 + ctx.fake_scores).relu().mean()
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
             register("documented_hinge", Hinge)
@@ -197,9 +200,15 @@ def test_registration_failing_half_way_leaves_no_entries(plugin_factory):
     plugin_factory.make("halfway", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("halfway_loss", object)
+            register("halfway_loss", Term)
 
         @ganzoo.hookimpl
         def ganzoo_register_models(register):
@@ -220,9 +229,15 @@ def test_clash_in_one_kind_keeps_the_plugins_other_kinds_out(plugin_factory):
     plugin_factory.make("zz_clash", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("zz_clash_fresh_loss", object)
+            register("zz_clash_fresh_loss", Term)
 
         @ganzoo.hookimpl
         def ganzoo_register_models(register):
@@ -243,10 +258,16 @@ def test_invalid_entry_name_breaks_only_that_plugin(plugin_factory, bad_name):
     plugin_factory.make("aa_badname", f'''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("aa_badname_good_loss", object)
-            register({bad_name!r}, object)
+            register("aa_badname_good_loss", Term)
+            register({bad_name!r}, Term)
     ''')
     plugin_factory.make_lsgan()
     ganzoo.plugins.reset()
@@ -259,6 +280,230 @@ def test_invalid_entry_name_breaks_only_that_plugin(plugin_factory, bad_name):
     assert_dcgan_loaded()
 
 
+# --- the contract checks itself: bad plugins fail at `ganzoo list`, not hours into a run -----------
+
+def test_misspelled_hook_breaks_the_plugin_naming_the_hook(plugin_factory):
+    plugin_factory.make("typo", """
+        import ganzoo
+
+        class Term:
+            def generator_loss(self, ctx):
+                return None
+
+        @ganzoo.hookimpl
+        def ganzoo_register_loss(register):
+            register("typo_loss", Term)
+
+        @ganzoo.hookimpl
+        def ganzoo_register_metrics(register):
+            register("typo_metric", Term)
+    """)
+    plugin_factory.make_lsgan()
+    ganzoo.plugins.reset()
+
+    info = plugin_info("typo")
+    assert info.status == "broken"
+    assert "unknown hook 'ganzoo_register_loss' (did you mean 'ganzoo_register_losses'?)" in info.error
+    assert "\n" not in info.error
+    # Broken means broken whole: its correctly spelled hook registers nothing either.
+    assert "typo_metric" not in ganzoo.registry("metrics")
+    assert "typo_loss" not in ganzoo.registry("losses")
+    assert sum(info.counts.values()) == 0
+    assert plugin_info("myplugin").status == "ok"
+    assert_dcgan_loaded()
+
+
+def test_unknown_hook_without_a_close_match_has_no_suggestion(plugin_factory):
+    plugin_factory.make("setup_hook", """
+        import ganzoo
+
+        @ganzoo.hookimpl
+        def setup(config):
+            pass
+    """)
+    ganzoo.plugins.reset()
+    info = plugin_info("setup_hook")
+    assert info.status == "broken"
+    assert "unknown hook 'setup'" in info.error and "did you mean" not in info.error
+
+
+def test_hook_without_the_marker_breaks_the_plugin(plugin_factory):
+    # pluggy ignores an unmarked function: it would register nothing, silently.
+    plugin_factory.make("unmarked", """
+        class Term:
+            def generator_loss(self, ctx):
+                return None
+
+        def ganzoo_register_losses(register):
+            register("unmarked_loss", Term)
+    """)
+    ganzoo.plugins.reset()
+    info = plugin_info("unmarked")
+    assert info.status == "broken"
+    assert "'ganzoo_register_losses' is not marked @ganzoo.hookimpl" in info.error
+    assert "unmarked_loss" not in ganzoo.registry("losses")
+
+
+CONTRACT_PRELUDE = """
+    import ganzoo
+    import torch
+    from torch import nn
+
+    class Term:
+        def generator_loss(self, ctx):
+            return None
+
+    class Nothing:
+        pass
+
+    class PlainDataset(torch.utils.data.Dataset):
+        def __len__(self):
+            return 0
+
+    def my_block(*args):
+        return nn.Identity()
+"""
+
+
+@pytest.mark.parametrize("kind, expression, message", [
+    ("blocks", "my_block", "blocks entry 'bad' must be an nn.Module class, got function"),
+    ("blocks", "nn.Conv2d(1, 1, 1)", "blocks entry 'bad' must be an nn.Module class, got Conv2d object"),
+    ("normalizers", "int", "normalizers entry 'bad' must be an nn.Module class, got class int"),
+    ("losses", "Nothing", "losses entry 'bad' must be a class with discriminator_loss(ctx) and/or "
+                          "generator_loss(ctx), got class Nothing"),
+    ("losses", "Term()", "got Term object"),
+    ("schedules", "Term", "schedules entry 'bad' must be a class with state(kimg), got class Term"),
+    ("datasets", "PlainDataset", "datasets entry 'bad' must be a ganzoo.ImageDataset subclass, "
+                                 "got class PlainDataset"),
+    ("models", "42", "models entry 'bad' must be a callable returning a ganzoo.GANModel, got int object"),
+    ("metrics", "'swd'", "metrics entry 'bad' must be a callable"),
+])
+def test_entry_breaking_its_kinds_contract_breaks_the_plugin(plugin_factory, kind, expression, message):
+    other = "models" if kind != "models" else "metrics"
+    plugin_factory.make("badpart", CONTRACT_PRELUDE + f"""
+    @ganzoo.hookimpl
+    def ganzoo_register_{kind}(register):
+        register("bad", {expression})
+
+    @ganzoo.hookimpl
+    def ganzoo_register_{other}(register):
+        register("badpart_fine", Term)
+    """)
+    ganzoo.plugins.reset()
+
+    info = plugin_info("badpart")
+    assert info.status == "broken"
+    assert message in info.error, info.error
+    assert "__init__.py:" in info.error, "the error points at the plugin's register call"
+    assert "bad" not in ganzoo.registry(kind) and "badpart_fine" not in ganzoo.registry(other)
+    assert_dcgan_loaded()
+
+
+def test_first_party_and_builtin_parts_meet_the_contract():
+    infos = ganzoo.plugins.plugins()
+    assert {"ganzoo", "dcgan", "progan", "stargan", "wgan"} <= {p.name for p in infos}
+    assert all(p.status == "ok" for p in infos), [(p.name, p.error) for p in infos if p.status != "ok"]
+    for kind in ganzoo.plugins.KINDS:
+        for entry in ganzoo.registry(kind).entries():
+            ganzoo.registry(kind).check(entry.name, entry.obj)  # raises on a violation
+
+
+@pytest.mark.parametrize("statement, fragment", [
+    ("sys.exit(3)", "called sys.exit(3) at import"),
+    ("sys.exit()", "called sys.exit() at import"),
+    ("raise SystemExit('bye')", "called sys.exit('bye') at import"),
+])
+def test_plugin_exiting_at_import_is_broken_not_fatal(plugin_factory, statement, fragment):
+    plugin_factory.make("quitter", f"""
+        import sys
+        {statement}
+    """)
+    plugin_factory.make_lsgan()
+    ganzoo.plugins.reset()
+
+    assert "my_least_squares" in ganzoo.registry("losses").names()
+    info = plugin_info("quitter")
+    assert info.status == "broken"
+    assert fragment in info.error and "__init__.py:3" in info.error, info.error
+    assert_dcgan_loaded()
+
+
+def test_plugin_exiting_in_a_hook_is_broken_not_fatal(plugin_factory):
+    plugin_factory.make("hook_quitter", """
+        import sys
+        import ganzoo
+
+        @ganzoo.hookimpl
+        def ganzoo_register_losses(register):
+            sys.exit(4)
+    """)
+    ganzoo.plugins.reset()
+    info = plugin_info("hook_quitter")
+    assert info.status == "broken"
+    assert "called sys.exit(4) in ganzoo_register_losses" in info.error
+    assert_dcgan_loaded()
+
+
+def test_ctrl_c_while_loading_a_plugin_is_not_swallowed(plugin_factory):
+    plugin_factory.make("interrupted", "raise KeyboardInterrupt\n")
+    ganzoo.plugins.reset()
+    with pytest.raises(KeyboardInterrupt):
+        ganzoo.registry("losses").names()
+
+
+class HalfCommands:
+    """Registers a loss, then its commands hook adds a command and fails."""
+
+    class Term:
+        def generator_loss(self, ctx):
+            return None
+
+    @ganzoo.hookimpl
+    def ganzoo_register_losses(self, register):
+        register("half_commands_loss", self.Term)
+
+    def __init__(self):
+        self.calls = 0
+
+    @ganzoo.hookimpl
+    def ganzoo_register_commands(self, subparsers):
+        self.calls += 1
+        subparsers.add_parser("half-done", help="never usable")
+        raise RuntimeError("commands hook failed half-way")
+
+
+class OneCommand:
+    @ganzoo.hookimpl
+    def ganzoo_register_commands(self, subparsers):
+        subparsers.add_parser("fine-command", help="usable")
+
+
+def test_commands_hook_failing_half_way_takes_the_plugin_out_whole():
+    import argparse
+
+    half = HalfCommands()
+    ganzoo.plugins.state().add_plugin("half_commands", half)
+    ganzoo.plugins.state().add_plugin("one_command", OneCommand())
+    assert "half_commands_loss" in ganzoo.registry("losses")
+    parser = argparse.ArgumentParser(prog="ganzoo")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("core-command", help="the core's own")
+    ganzoo.plugins.add_commands(sub)
+
+    assert set(sub.choices) >= {"core-command", "fine-command"}
+    assert "half-done" not in sub.choices
+    assert "half-done" not in parser.format_help() and "fine-command" in parser.format_help()
+    info = plugin_info("half_commands")
+    assert info.status == "broken" and "commands hook failed half-way" in info.error
+    assert "half_commands_loss" not in ganzoo.registry("losses"), "a broken plugin keeps no entries"
+    assert plugin_info("one_command").counts["commands"] == 1
+    # A second parser (e.g. `ganzoo --help` then the command) never runs the broken hook again.
+    again = argparse.ArgumentParser(prog="ganzoo").add_subparsers(dest="command")
+    ganzoo.plugins.add_commands(again)
+    assert "fine-command" in again.choices and "half-done" not in again.choices
+    assert half.calls == 1
+
+
 # --- duplicate names ---------------------------------------------------------------------------
 
 # "copycat" sorts before "dcgan", "zz_copycat" after it: the outcome must not depend on that.
@@ -267,9 +512,15 @@ def test_third_party_cannot_take_a_first_party_name(plugin_factory, thief):
     plugin_factory.make(thief, '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("bce", object)
+            register("bce", Term)
     ''')
     ganzoo.plugins.reset()
 
@@ -278,17 +529,26 @@ def test_third_party_cannot_take_a_first_party_name(plugin_factory, thief):
     assert "'bce'" in info.error
     assert "'dcgan'" in info.error and f"'{thief}'" in info.error
     assert_dcgan_loaded()
-    assert ganzoo.registry("losses").get("bce") is not object
+    assert ganzoo.registry("losses").get("bce") is not sys.modules[f"ganzoo_test_{thief}"].Term
 
 
 def test_same_name_twice_within_one_plugin_is_rejected(plugin_factory):
     plugin_factory.make("stutter", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
+        class OtherTerm(Term):
+            """Another."""
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("stutter_loss", int)
-            register("stutter_loss", float)
+            register("stutter_loss", Term)
+            register("stutter_loss", OtherTerm)
     ''')
     ganzoo.plugins.reset()
 
@@ -299,12 +559,18 @@ def test_same_name_twice_within_one_plugin_is_rejected(plugin_factory):
 
 
 def test_same_name_in_different_kinds_is_fine(plugin_factory):
-    plugin_factory.make("twokinds", '''
+    module = plugin_factory.make("twokinds", '''
         import ganzoo
+
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
 
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("twokinds_thing", int)
+            register("twokinds_thing", Term)
 
         @ganzoo.hookimpl
         def ganzoo_register_metrics(register):
@@ -312,7 +578,7 @@ def test_same_name_in_different_kinds_is_fine(plugin_factory):
     ''')
     ganzoo.plugins.reset()
 
-    assert ganzoo.registry("losses").get("twokinds_thing") is int
+    assert ganzoo.registry("losses").get("twokinds_thing") is sys.modules[module].Term
     assert ganzoo.registry("metrics").get("twokinds_thing") is float
     assert plugin_info("twokinds").counts["losses"] == 1
 
@@ -372,9 +638,15 @@ def test_disable_a_list_of_plugins(plugin_factory, monkeypatch, value):
     plugin_factory.make("keeper", '''
         import ganzoo
 
+        class Term:
+            """A loss term that sits out every step."""
+
+            def generator_loss(self, ctx):
+                return None
+
         @ganzoo.hookimpl
         def ganzoo_register_losses(register):
-            register("keeper_loss", object)
+            register("keeper_loss", Term)
     ''')
     monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", value)
     ganzoo.plugins.reset()
@@ -404,6 +676,10 @@ def test_disabled_plugin_module_is_never_imported(plugin_factory, monkeypatch):
 COUNTING_SOURCE = '''
 import ganzoo
 
+class Term:
+    def generator_loss(self, ctx):
+        return None
+
 with open({counter!r}, "a") as f:
     f.write("import\\n")
 
@@ -411,7 +687,7 @@ with open({counter!r}, "a") as f:
 def ganzoo_register_losses(register):
     with open({counter!r}, "a") as f:
         f.write("hook\\n")
-    register("counted_loss", object)
+    register("counted_loss", Term)
 '''
 
 
@@ -500,3 +776,52 @@ def test_cli_unknown_kind_is_a_one_line_user_error(plugin_factory):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "bogus" in lines[0]
+
+
+def test_cli_lists_contract_breakers_and_applies_none_of_their_commands(plugin_factory):
+    plugin_factory.make("typo_cli", """
+        import ganzoo
+
+        @ganzoo.hookimpl
+        def ganzoo_register_loss(register):
+            pass
+
+        def typo_command(args):
+            print("the broken plugin's command ran")
+
+        @ganzoo.hookimpl
+        def ganzoo_register_commands(subparsers):
+            subparsers.add_parser("typo-command").set_defaults(handler=typo_command)
+    """)
+    plugin_factory.make("exits_cli", "import sys\nsys.exit(3)\n")
+    plugin_factory.make("badblock_cli", """
+        import ganzoo
+
+        def exits_block(*args):
+            return None
+
+        @ganzoo.hookimpl
+        def ganzoo_register_blocks(register):
+            register("exits_block", exits_block)
+    """)
+
+    result = run_python(["-m", "ganzoo", "list", "plugins"], plugin_factory.root)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    rows = {name: "".join(line for line in out.splitlines() if name in line)
+            for name in ("typo_cli", "exits_cli", "badblock_cli", "dcgan")}
+    assert "ok" in rows["dcgan"]
+    for name, fragments in {"typo_cli": ("broken", "'ganzoo_register_loss'", "'ganzoo_register_losses'?)"),
+                            "exits_cli": ("broken", "sys.exit(3)"),
+                            "badblock_cli": ("broken", "'exits_block'", "nn.Module")}.items():
+        for fragment in fragments:
+            assert fragment in out, f"{fragment!r} missing for {name}:\n{out}"
+        assert "broken" in rows[name], rows[name]
+    assert "Traceback" not in out + result.stderr
+
+    result = run_python(["-m", "ganzoo", "--help"], plugin_factory.root)
+    assert result.returncode == 0, result.stderr
+    assert "typo-command" not in result.stdout and "run" in result.stdout
+    result = run_python(["-m", "ganzoo", "typo-command"], plugin_factory.root)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "invalid choice" in result.stderr and "command ran" not in result.stdout
