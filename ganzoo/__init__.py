@@ -9,6 +9,7 @@ The public API, for users and plugin authors (plugins import nothing else of gan
   GrowthState         what a growth schedule's state(kimg) returns
   EvalContext         what a metric receives
   load_run(path)      a snapshot (or a run folder's newest) rebuilt: recipe, model, G-EMA, D
+  load_generator(path) an export, snapshot or run folder's EMA generator, ready: G(z), G.sample(n, seed)
   ImageDataset        the base class of datasets; read_image() decodes, crops and resizes a file
   make_normalizer     build a registered normalizer for a layer width
   UserError           the error for bad input (exit code 2 at the CLI)
@@ -17,11 +18,13 @@ The public API, for users and plugin authors (plugins import nothing else of gan
   images              uint8 <-> float conversion, grids, PNG files
 """
 
+from importlib.metadata import version as _dist_version
+
 from ganzoo import checks, files, images
 from ganzoo.context import LossContext
 from ganzoo.data import ImageDataset
 from ganzoo.data.image_folder import read_image
-from ganzoo.engine.inference import load_run
+from ganzoo.engine.inference import load_generator, load_run
 from ganzoo.engine.schedule import GrowthState
 from ganzoo.errors import UserError
 from ganzoo.evaluation import EvalContext, run_metrics
@@ -30,9 +33,9 @@ from ganzoo.model import (GANModel, apply_attributes, generate, make_normalizer,
                           shuffled, single_attribute_targets, split_critic_output)
 from ganzoo.plugins import registry
 
-__version__ = "0.1.0"
+__version__ = _dist_version("ganzoo")  # one source: the package metadata (pyproject.toml)
 
 __all__ = ["EvalContext", "GANModel", "GrowthState", "ImageDataset", "LossContext", "UserError",
-           "__version__", "apply_attributes", "checks", "files", "generate", "hookimpl", "images", "load_run",
+           "__version__", "apply_attributes", "checks", "files", "generate", "hookimpl", "images", "load_generator", "load_run",
            "make_normalizer", "parse_attributes", "read_image", "registry", "run_metrics",
            "shuffled", "single_attribute_targets", "split_critic_output"]

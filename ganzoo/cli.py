@@ -1,241 +1,175 @@
-"""The `ganzoo` command line. Exit codes: 0 success, 2 user error (one line, no traceback), 1 bug."""
+"""The `ganzoo` command line: its arguments and exit codes (the handlers are in ganzoo.commands).
+
+Exit codes: 0 success; 2 bad input, one line `ganzoo: error: ...` and no traceback; 130 / 143
+after SIGINT / SIGTERM once the run saved its snapshot; 1 a bug (with its traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import traceback
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from ganzoo import commands
+from ganzoo.commands import console, err_console
 from ganzoo.errors import RunStopped, UserError
 from ganzoo.hookspecs import KINDS
 from ganzoo.plugins import add_commands
 
-# Piped output is not cut to 80 columns: scripts and logs get whole names.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 1000)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every argument's help shows its default; descriptions and examples keep their lines."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own usage errors: one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # argparse's own usage errors: the same one line as ours
+        self.exit(2, f"ganzoo: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _command(sub, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          epilog=f"example:\n  {example}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ganzoo", description="A plugin-style, modular GAN zoo for PyTorch.")
-    parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="ganzoo", description="A plugin-style, modular GAN zoo for PyTorch.",
+                     epilog="example:\n  ganzoo run progan_toyfaces        # a shipped recipe, by name")
+    parser.add_argument("--version", action="version", version=commands.version_text(),
+                        help="print ganzoo's, torch's and every plugin's version, and CUDA's availability")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="train from a recipe")
-    run.add_argument("recipe", help="path to a recipe .toml")
+    run = _command(sub, "run", "train from a recipe",
+                   "ganzoo run recipes/progan_celebahq.toml --set train.kimg=2000 --resume")
+    run.add_argument("recipe", help="a recipe file, or the name of a shipped recipe (`ganzoo list recipes`)")
     _add_set(run)
-    run.add_argument("--resume", action="store_true",
-                     help="continue from the newest snapshot in run.out_dir")
-    run.add_argument("--preflight", action="store_true",
-                     help="run a few iterations of every phase of the schedule, print a table with "
-                          "speed, memory and the estimated wall time, and exit; writes nothing")
+    run.add_argument("--resume", nargs="?", const=True, default=False, metavar="SNAPSHOT",
+                     help="continue from the newest snapshot in run.out_dir, or from the named one")
     run.add_argument("--resume-anyway", action="store_true",
-                     help="with --resume: continue even though the recipe differs from the snapshot's "
-                          "in more than its length, logging and evaluation settings")
+                     help="resume even though the recipe differs from the snapshot's in more than its "
+                          "length, logging and evaluation settings")
+    run.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                     help="start a new run from another run's G, D and G-EMA weights (a snapshot or run "
+                          "folder); optimizers and kimg start afresh")
+    run.add_argument("--preflight", action="store_true",
+                     help="run a few iterations of every phase of the schedule, print speed, memory and "
+                          "the estimated wall time, and exit; writes nothing")
+    run.set_defaults(handler=commands.run)
 
-    lister = sub.add_parser("list", help="list plugins or a registry's entries")
-    lister.add_argument("kind", choices=("plugins",) + KINDS)
+    lister = _command(sub, "list", "list plugins, shipped recipes or a registry's entries",
+                      "ganzoo list losses")
+    lister.add_argument("kind", nargs="?", default=None, choices=("plugins", "recipes") + KINDS,
+                        metavar="KIND", help=f"one of: plugins, recipes, {', '.join(KINDS)}; "
+                                             "without it, what each holds")
+    lister.set_defaults(handler=commands.list_entries)
 
-    sample = sub.add_parser("sample", help="sample images from a checkpoint's EMA generator")
-    sample.add_argument("checkpoint")
-    sample.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    init = _command(sub, "init", "copy a shipped recipe out to edit it",
+                    "ganzoo init progan_toyfaces my_progan.toml")
+    init.add_argument("name", help="a shipped recipe (`ganzoo list recipes`)")
+    init.add_argument("dest", nargs="?", default=None, help="where to write it (default: ./NAME.toml)")
+    init.set_defaults(handler=commands.init)
+
+    sample = _command(sub, "sample", "sample images from a checkpoint's EMA generator",
+                      "ganzoo sample runs/progan_toyfaces --n 64 --out grid.png")
+    _add_checkpoint(sample)
+    sample.add_argument("--n", type=int, default=64, help="number of images")
     sample.add_argument("--out", required=True,
                         help="a .png path gets one grid; any other path a folder of numbered PNGs")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latents")
     sample.add_argument("--batch-size", type=int, default=64,
-                        help="images generated at a time; a folder is written batch by batch (default 64)")
-    sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+                        help="images generated at a time; a folder is written batch by batch")
+    sample.add_argument("--device", default="auto", choices=DEVICES, help="where to run G")
     sample.add_argument("--attr", action="append", default=[], metavar="NAME=0|1",
-                        help="requested attribute of a conditional model (repeatable)")
+                        help="an attribute of a conditional model's images (repeatable; default: none)")
+    sample.set_defaults(handler=commands.sample)
 
-    evaluate = sub.add_parser("eval", help="evaluate a checkpoint with registered metrics")
-    evaluate.add_argument("checkpoint")
+    evaluate = _command(sub, "eval", "evaluate a checkpoint, or every snapshot of a run, with metrics",
+                        "ganzoo eval runs/progan_toyfaces --metric swd --all")
+    _add_checkpoint(evaluate)
     evaluate.add_argument("--metric", dest="metrics", action="append", required=True,
-                          help="a registered metric (repeatable); see `ganzoo list metrics`")
-    evaluate.add_argument("--data", default=None, help="data folder (overrides data.root)")
-    evaluate.add_argument("--num-images", type=int, default=None)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+                          help="a registered metric (repeatable; `ganzoo list metrics`)")
+    evaluate.add_argument("--all", action="store_true",
+                          help="with a run folder: every snapshot, written to RUN_DIR/eval.jsonl "
+                               "(snapshots evaluated before are skipped)")
+    evaluate.add_argument("--data", default=None, help="data folder (overrides data.root; default: the recipe's)")
+    evaluate.add_argument("--num-images", type=int, default=None,
+                          help="images per metric (default: the recipe's eval.num_images)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation's draws")
+    evaluate.add_argument("--device", default="auto", choices=DEVICES, help="where to run G")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_set(evaluate)
+    evaluate.set_defaults(handler=commands.evaluate)
 
-    prepare = sub.add_parser("prepare", help="build a multi-resolution cache of an image folder")
-    prepare.add_argument("folder")
-    prepare.add_argument("--out", required=True, help="the cache folder to write")
-    prepare.add_argument("--resolution", type=int, default=None,
-                         help="top level, a power of two (default: inferred from the images, at most 1024)")
-    prepare.add_argument("--crop", type=int, default=None, help="centre crop in pixels before resizing")
-    prepare.add_argument("--workers", type=int, default=None, help="decoding processes")
+    export = _command(sub, "export", "write a checkpoint's EMA generator alone, to use it elsewhere",
+                      "ganzoo export runs/progan_toyfaces --out G.safetensors")
+    _add_checkpoint(export)
+    export.add_argument("--out", required=True, help="the .safetensors file to write")
+    export.set_defaults(handler=commands.export)
 
-    data = sub.add_parser("data", help="look at a recipe's data")
-    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    preview = data_sub.add_parser("preview", help="write the real images exactly as D sees them")
-    preview.add_argument("recipe")
-    preview.add_argument("--n", type=int, default=64)
-    preview.add_argument("--out", required=True)
+    data = _command(sub, "data", "look at a recipe's data", "ganzoo data preview progan_toyfaces --out reals.png")
+    data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True, parser_class=_Parser)
+    preview = _command(data_sub, "preview", "write the real images exactly as D sees them",
+                       "ganzoo data preview recipes/progan_celebahq.toml --resolution 64 --out reals.png")
+    preview.add_argument("recipe", help="a recipe file, or the name of a shipped recipe")
+    preview.add_argument("--n", type=int, default=64, help="number of images")
+    preview.add_argument("--out", required=True,
+                         help="a .png path gets one grid; any other path a folder of numbered PNGs")
     preview.add_argument("--resolution", type=int, default=None,
                          help="a lower resolution of the growth schedule (default: the target)")
     _add_set(preview)
-    add_commands(sub)  # commands that belong to a family (e.g. StarGAN's `translate`)
+    preview.set_defaults(handler=commands.preview)
+
+    add_commands(sub)  # commands that belong to a plugin (e.g. `translate`, `prepare`, `report`)
     return parser
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY.PATH=VALUE", help="override a recipe value (parsed as TOML)")
+                        metavar="KEY.PATH=VALUE",
+                        help="override a recipe value, parsed as TOML (repeatable; default: none)")
 
 
-def _version() -> str:
-    from ganzoo import __version__
-    return f"ganzoo {__version__}"
+def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a snapshot file, or a run folder (its newest snapshot)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `ganzoo`: what there is to do
+        parser.print_help()
+        return 0
     try:
-        handler = getattr(args, "handler", None) or {
-            "run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data,
-            "eval": cmd_eval, "prepare": cmd_prepare}[args.command]
-        handler(args)
+        args.handler(args)
         return 0
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 2
-    except OSError as exc:  # a file we were told to read or write: permissions, a full disk
-        if exc.filename is None:
-            raise
-        err_console.print(f"[bold red]error:[/] {escape(f'cannot use {exc.filename!s}: {exc.strerror}')}",
-                          highlight=False, soft_wrap=True)
-        return 2
+        return _fail(str(exc))
     except RunStopped as exc:  # a signal: the run saved its snapshot first
         err_console.print(escape(str(exc)), highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except OSError as exc:  # a file we were told to read or write: permissions, a full disk
+        if exc.filename is not None:
+            return _fail(f"cannot use '{exc.filename}': {exc.strerror}")
+        traceback.print_exc()
+        return 1
     except Exception:
         traceback.print_exc()
         return 1
 
 
-def _positive(value: int, flag: str) -> None:
-    if value < 1:
-        raise UserError(f"{flag} must be at least 1, got {value}")
+def _fail(message: str) -> int:
+    err_console.print(f"ganzoo: error: {escape(message)}", highlight=False, soft_wrap=True, markup=True)
+    return 2
 
 
-def cmd_run(args) -> None:
-    from ganzoo.engine.trainer import Trainer
-    from ganzoo.recipe import load_recipe
-
-    recipe = load_recipe(args.recipe, args.overrides)
-    if args.preflight:
-        from ganzoo.engine.preflight import preflight
-
-        preflight(Trainer(recipe, resume=True, console=Console(quiet=True)), console)
-        return
-    Trainer(recipe, resume=args.resume or args.resume_anyway, resume_anyway=args.resume_anyway,
-            console=console).run()
-
-
-def cmd_list(args) -> None:
-    from ganzoo.plugins import plugins, registry
-
-    if args.kind == "plugins":
-        table = Table(title="ganzoo plugins")
-        for column in ("plugin", "status", "distribution", "module", "registers"):
-            table.add_column(column, overflow="fold")
-        for info in plugins():
-            dist = f"{info.distribution} {info.version}" if info.distribution else "-"
-            status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
-                info.status, f"[red]broken[/]: {escape(info.error or '')}")
-            counts = ", ".join(f"{n} {k}" for k, n in info.counts.items() if n) or "-"
-            table.add_row(escape(info.name), status, escape(dist), escape(info.module), counts)
-        console.print(table)
-        return
-    table = Table(title=f"ganzoo {args.kind}")
-    for column in ("name", "plugin", "distribution", "summary"):
-        table.add_column(column, overflow="fold")
-    for entry in registry(args.kind).entries():
-        table.add_row(*(escape(text) for text in (entry.name, entry.plugin, entry.distribution or "-",
-                                                  entry.summary)))
-    console.print(table)
-
-
-def cmd_sample(args) -> None:
-    from ganzoo.engine.inference import sample_checkpoint
-    from ganzoo.model import parse_attributes
-
-    _positive(args.n, "--n")
-    _positive(args.batch_size, "--batch-size")
-    paths = sample_checkpoint(args.checkpoint, n=args.n, out=args.out, seed=args.seed,
-                              device=args.device, attributes=parse_attributes(args.attr),
-                              batch_size=args.batch_size)
-    console.print(f"wrote {args.n} samples to '{args.out}'" + (
-        "" if len(paths) == 1 else f" ({len(paths)} files)"))
-
-
-def cmd_eval(args) -> None:
-    import json
-
-    from ganzoo.engine import build
-    from ganzoo.engine.inference import load_run
-    from ganzoo.evaluation import EvalContext, run_metrics
-
-    overrides = list(args.overrides) + ([f"data.root={json.dumps(args.data)}"] if args.data else [])
-    run = load_run(args.checkpoint, args.device, overrides)
-    if args.num_images is not None:
-        _positive(args.num_images, "--num-images")
-    ctx = EvalContext(model=run.model, generator=run.generator, discriminator=run.discriminator,
-                      dataset=build.build_dataset(run.recipe.data), resolution=run.resolution,
-                      device=run.device, num_images=args.num_images or run.recipe.eval.num_images,
-                      seed=args.seed)
-    results = run_metrics(ctx, args.metrics, run.recipe.eval.params)
-    if args.json:
-        print(json.dumps(results))
-        return
-    table = Table(title=f"{args.checkpoint} at {run.resolution}px")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in results.items():
-        table.add_row(key, f"{value:.6g}")
-    console.print(table)
-
-
-def cmd_prepare(args) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from ganzoo.data.multires import prepare_cache
-
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=not console.is_terminal) as bar:
-        task = bar.add_task("prepare", total=None)
-        summary = prepare_cache(args.folder, args.out, resolution=args.resolution, crop=args.crop,
-                                workers=args.workers,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(summary.describe(), highlight=False)
-
-
-def cmd_data(args) -> None:
-    from ganzoo.data.preview import preview_batch
-    from ganzoo.engine.build import build_dataset
-    from ganzoo.images import write_images
-    from ganzoo.recipe import load_recipe
-
-    _positive(args.n, "--n")
-    recipe = load_recipe(args.recipe, args.overrides)
-    dataset = build_dataset(recipe.data)
-    resolution = args.resolution or dataset.resolution
-    if resolution > dataset.resolution or resolution < 1 or dataset.resolution % resolution:
-        raise UserError(f"--resolution {resolution} is not a power-of-two fraction of the "
-                        f"dataset's {dataset.resolution}")
-    write_images(preview_batch(dataset, recipe, args.n, resolution), args.out)
-    console.print(f"wrote {args.n} real images at {resolution}px to '{args.out}'")
+__all__ = ["build_parser", "console", "main"]
 
