@@ -59,14 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(evaluate)
 
-    prepare = sub.add_parser("prepare", help="build a multi-resolution cache of an image folder")
-    prepare.add_argument("folder")
-    prepare.add_argument("--out", required=True, help="the cache folder to write")
-    prepare.add_argument("--resolution", type=int, default=None,
-                         help="top level, a power of two (default: inferred from the images, at most 1024)")
-    prepare.add_argument("--crop", type=int, default=None, help="centre crop in pixels before resizing")
-    prepare.add_argument("--workers", type=int, default=None, help="decoding processes")
-
     data = sub.add_parser("data", help="look at a recipe's data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     preview = data_sub.add_parser("preview", help="write the real images exactly as D sees them")
@@ -95,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = getattr(args, "handler", None) or {
             "run": cmd_run, "list": cmd_list, "sample": cmd_sample, "data": cmd_data,
-            "eval": cmd_eval, "prepare": cmd_prepare}[args.command]
+            "eval": cmd_eval}[args.command]
         handler(args)
         return 0
     except UserError as exc:
@@ -184,23 +176,9 @@ def cmd_eval(args) -> None:
     console.print(table)
 
 
-def cmd_prepare(args) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from ganzoo.data.multires import prepare_cache
-
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=not console.is_terminal) as bar:
-        task = bar.add_task("prepare", total=None)
-        summary = prepare_cache(args.folder, args.out, resolution=args.resolution, crop=args.crop,
-                                workers=args.workers,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(summary.describe(), highlight=False)
-
-
 def cmd_data(args) -> None:
-    from ganzoo.data.preview import preview_batch
     from ganzoo.engine.build import build_dataset
+    from ganzoo.engine.stream import preview_batch
     from ganzoo.images import write_images
     from ganzoo.recipe import load_recipe
 

@@ -25,8 +25,7 @@ from ganzoo.engine.ema import EMA
 from ganzoo.engine.progress import MetricsLog, ProgressBar
 from ganzoo.engine.state import (load_weights, preserved_rng, restore_rng, rng_tensors,
                                  seed_everything, versions)
-from ganzoo.engine.stream import Cursor, RealStream
-from ganzoo.data.preview import preview_items
+from ganzoo.engine.stream import Cursor, RealStream, preview_batch, preview_items
 from ganzoo.errors import UserError
 from ganzoo.evaluation import EvalContext, run_metrics
 from ganzoo.images import make_grid, save_png, to_float
@@ -296,8 +295,6 @@ class Trainer:
         """The real images exactly as D sees them at this resolution, once per resolution."""
         if not self.dist.is_main:
             return
-        from ganzoo.data.preview import preview_batch
-
         batch = preview_batch(self.dataset, self.recipe, min(self.recipe.train.sample_grid, 64),
                               resolution=resolution)
         save_png(make_grid(batch), self.out_dir / "samples" / f"reals-{resolution}.png")

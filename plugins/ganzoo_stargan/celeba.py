@@ -26,8 +26,7 @@ import random
 import torch
 
 from ganzoo import UserError
-from ganzoo.data import ImageDataset
-from ganzoo.data.image_folder import read_image
+from ganzoo import ImageDataset, read_image
 
 __all__ = ["CelebA", "DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "TEST_SIZE", "split_lines"]
 

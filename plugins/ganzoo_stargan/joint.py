@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ganzoo
 import torch
-from ganzoo.data import ImageDataset
+from ganzoo import ImageDataset
 
 MASK_PREFIX = "mask:"
 

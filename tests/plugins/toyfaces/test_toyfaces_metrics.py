@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
+from ganzoo import EvalContext, run_metrics
 from ganzoo.cli import main
-from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS
-from ganzoo.metrics import EvalContext, run_metrics
 from ganzoo_stargan.translation import TranslationModel
-from ganzoo_stargan.classifier import cache_path, load_classifier
+from ganzoo_toyfaces.classifier import cache_path, load_classifier
+from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS
 
 FIVE = ["black_hair", "blond_hair", "brown_hair", "male", "young"]  # StarGAN's, grouped hair
 RES = 32
@@ -245,10 +245,27 @@ def test_bad_options_are_user_errors(name, params, match):
         metric(name, **params)
 
 
-def test_metrics_are_registered_by_the_stargan_plugin():
+def test_metrics_and_dataset_are_registered_by_the_toyfaces_plugin():
     for name in ("attribute_accuracy", "translation"):
         entry = ganzoo.registry("metrics").entry(name)
-        assert entry.plugin == "stargan" and entry.summary
+        assert entry.plugin == "toyfaces" and entry.summary
+    assert ganzoo.registry("datasets").entry("toyfaces").plugin == "toyfaces"
+
+
+class PlainTranslatingModel(ganzoo.GANModel):
+    """A translating model written against the public API alone (no StarGAN)."""
+
+    translates = True
+
+
+def test_translation_needs_only_the_public_api(monkeypatch, fresh_plugins):
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "stargan")
+    assert "translation" in ganzoo.registry("metrics").names()
+    faces = toyfaces(size=40, attributes=FIVE)
+    plain = context(PlainTranslatingModel(IdentityTranslator(), Critic()), faces, 10)
+    results = metric("translation")(plain)
+    assert results == metric("translation")(translator_context(IdentityTranslator(), faces, 10))
+    assert results["translations"] == 10 * 4 and results["l1"] == results["l1_identity"]
 
 
 # --- end to end: a tiny StarGAN run, evaluated periodically and from its checkpoint -------------
