@@ -268,7 +268,8 @@ def prepare_cache(folder, out, *, resolution: int | None = None, crop: int | Non
                 f"--out '{shown}' already holds a cache of '{old.get('source')}' at "
                 f"{old.get('resolution')}px (crop {old.get('crop')}); remove it or choose another --out")
     elif out.is_dir() and any(out.iterdir()):
-        raise ganzoo.UserError(f"--out '{shown}' exists and is not a ganzoo cache; choose an empty or new directory")
+        raise ganzoo.UserError(f"--out '{shown}' exists and is not a ganzoo cache; "
+                               "choose an empty or new directory")
 
     row_bytes = {r: 3 * r * r for r in resolutions}
     need = len(files) * sum(row_bytes.values())

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ganzoo_image_folder.build import DEFAULT_MAX_RESOLUTION, prepare_cache
+from ganzoo_image_folder.build import (DEFAULT_MAX_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION,
+                                       prepare_cache)
 
 EXAMPLE = "example: ganzoo prepare data/celeba_hq --out data/celeba_hq.cache --resolution 1024"
 
@@ -17,13 +18,14 @@ def add_prepare_command(subparsers) -> None:
                     "power-of-two resolution (ProGAN's multi-resolution dataset); train from it "
                     "with data.cache = \"CACHE\" or data.root = \"CACHE\" (dataset image_folder).",
         epilog=EXAMPLE)
-    prepare.add_argument("folder", help="the folder of images (png, jpg, jpeg, webp, bmp, found recursively; "
-                                   "no default)")
-    prepare.add_argument("--out", required=True, help="the cache folder to write (required; no default)")
+    prepare.add_argument("folder", help="the folder of images (png, jpg, jpeg, webp, bmp, found "
+                                        "recursively; no default)")
+    prepare.add_argument("--out", required=True,
+                         help="the cache folder to write (required; no default)")
     prepare.add_argument("--resolution", type=int, default=None,
-                         help="top level, a power of two from 4 to 8192 (default: the largest "
-                              "power of two within the smallest of up to 64 sampled images, "
-                              f"at most {DEFAULT_MAX_RESOLUTION})")
+                         help=f"top level, a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION} "
+                              "(default: the largest power of two within the smallest of up to 64 "
+                              f"sampled images, at most {DEFAULT_MAX_RESOLUTION})")
     prepare.add_argument("--crop", type=int, default=None,
                          help="keep a centre square of this many pixels before resizing (default: "
                               "none, the whole centre square)")

@@ -169,13 +169,13 @@ def _fit(res: int, x_train: torch.Tensor, y_train: torch.Tensor) -> AttributeCla
 
 
 def _save(model: AttributeClassifier, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    data = save(tensors, metadata={"resolution": str(model.resolution), "version": str(VERSION),
+                                   "heldout_accuracy": json.dumps(model.heldout)})
     with ganzoo.files.atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"resolution": str(model.resolution),
-                                               "version": str(VERSION),
-                                               "heldout_accuracy": json.dumps(model.heldout)})
+        tmp.write_bytes(data)  # not save_file, which creates its files mode 0600
 
 
 def _load(path: Path, resolution: int) -> AttributeClassifier | None:

@@ -39,6 +39,12 @@ def faces2000(tmp_path_factory):
         return np.array(ds.images), ds.labels.numpy()
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def sha(images) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
 
@@ -193,6 +199,7 @@ def test_disk_cache_round_trip(cache, monkeypatch):
     pixels = np.array(first.images)
     assert first.cache_path.parent == cache / "toyfaces" and first.cache_path.exists()
     assert [p.name for p in (cache / "toyfaces").iterdir()] == [first.cache_path.name]  # no temp
+    assert first.cache_path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # teammates read it
     monkeypatch.setattr(drawing, "draw", lambda *a: pytest.fail("drew instead of reading"))
     second = ToyFaces(resolution=16, size=7, seed=5)
     assert isinstance(second.images, np.memmap) and np.array_equal(second.images, pixels)

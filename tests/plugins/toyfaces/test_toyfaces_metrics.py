@@ -8,6 +8,7 @@ that ignores the labels it is given.
 from __future__ import annotations
 
 import json
+import os
 
 import ganzoo
 import numpy as np
@@ -111,6 +112,9 @@ def translator_context(generator, faces, n: int) -> EvalContext:
 def test_classifier_is_accurate_on_real_held_out_faces():
     classifier = load_classifier(RES)
     assert cache_path(RES).is_file()  # trained once, then cached under $GANZOO_CACHE
+    mask = os.umask(0)
+    os.umask(mask)
+    assert cache_path(RES).stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     assert set(classifier.heldout) == set(ATTRIBUTES) | {"mean"}
     for name in ATTRIBUTES:
         assert classifier.heldout[name] >= 0.95, (name, classifier.heldout)
