@@ -30,8 +30,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganzoo.data.image_folder import ImageFolder
-from ganzoo.data.multires import prepare_cache
+from ganzoo_image_folder.build import prepare_cache
+from ganzoo_image_folder.folder import ImageFolder
 from ganzoo.engine.stream import RealStream
 
 BATCH = 64

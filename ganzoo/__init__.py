@@ -14,16 +14,16 @@ The public API, for users and plugin authors (plugins import nothing else of gan
   make_normalizer     build a registered normalizer for a layer width
   UserError           the error for bad input (exit code 2 at the CLI)
   checks              range checks for recipe values (power_of_two, at_least, ...)
+  dataset             the dataset contract, image-file decoding (read_image_array), downsample_uint8
   files               atomic file writes
   images              uint8 <-> float conversion, grids, PNG files
 """
 
 from importlib.metadata import version as _dist_version
 
-from ganzoo import checks, files, images
+from ganzoo import checks, dataset, files, images
 from ganzoo.context import LossContext
-from ganzoo.data import ImageDataset
-from ganzoo.data.image_folder import read_image
+from ganzoo.dataset import ImageDataset, read_image
 from ganzoo.engine.inference import load_generator, load_run
 from ganzoo.engine.schedule import GrowthState
 from ganzoo.errors import UserError
@@ -36,6 +36,6 @@ from ganzoo.plugins import registry
 __version__ = _dist_version("ganzoo")  # one source: the package metadata (pyproject.toml)
 
 __all__ = ["EvalContext", "GANModel", "GrowthState", "ImageDataset", "LossContext", "UserError",
-           "__version__", "apply_attributes", "checks", "files", "generate", "hookimpl", "images", "load_generator", "load_run",
+           "__version__", "apply_attributes", "checks", "dataset", "files", "generate", "hookimpl", "images", "load_generator", "load_run",
            "make_normalizer", "parse_attributes", "read_image", "registry", "run_metrics",
            "shuffled", "single_attribute_targets", "split_critic_output"]

@@ -1,7 +1,7 @@
 """The core's own registrations: family-neutral parts every plugin may build on.
 
-Datasets (toyfaces, image_folder), the `fixed` growth schedule, plain torch layers as blocks,
-and the standard normalizers. Model families live in plugins, never here.
+The `fixed` growth schedule, plain torch layers as blocks and the standard normalizers.
+Model families and datasets live in plugins (toyfaces, image_folder), never here.
 """
 
 from __future__ import annotations
@@ -49,15 +49,6 @@ def ganzoo_register_blocks(register):
     register("conv2d", nn.Conv2d, summary="torch.nn.Conv2d")
     register("conv_transpose2d", nn.ConvTranspose2d, summary="torch.nn.ConvTranspose2d")
     register("linear", nn.Linear, summary="torch.nn.Linear")
-
-
-@hookimpl
-def ganzoo_register_datasets(register):
-    from ganzoo.data.image_folder import ImageFolder
-    from ganzoo.data.toyfaces import ToyFaces
-
-    register("toyfaces", ToyFaces)
-    register("image_folder", ImageFolder)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 import attrs
 from torch import nn
 
-from ganzoo.data import ImageDataset
+from ganzoo.dataset import ImageDataset
 from ganzoo.errors import UserError
 from ganzoo.hookspecs import KINDS
 

@@ -112,3 +112,17 @@ class RealStream:
         config, self._config = self._config, None
         if config is not None:
             self.configure(*config)
+
+
+def preview_items(dataset, recipe, n: int, resolution: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` real images of the run exactly as D sees them (same order, mirroring and
+    size; uint8, N x 3 x R x R) and their labels, drawn apart from training state."""
+    order = BatchOrder(len(dataset), recipe.run.seed, recipe.data.mirror)
+    view = Mirrored(dataset.at_resolution(resolution or dataset.resolution))
+    items = [view[item] for item in order.take(Cursor(), n)]
+    return torch.stack([x for x, _ in items]), torch.stack([c for _, c in items])
+
+
+def preview_batch(dataset, recipe, n: int, resolution: int | None = None) -> torch.Tensor:
+    return preview_items(dataset, recipe, n, resolution)[0]

@@ -33,8 +33,7 @@ from ganzoo.engine.inference import resolve_snapshot
 from ganzoo.engine.schedule import phases
 from ganzoo.engine.runlog import (Console80, MetricsLog, TensorBoardLog, format_duration, now_iso,
                                   peak_memory_mb)
-from ganzoo.data.preview import preview_items
-from ganzoo.engine.stream import Cursor, RealStream
+from ganzoo.engine.stream import Cursor, RealStream, preview_items
 from ganzoo.errors import RunStopped, UserError
 from ganzoo.evaluation import EvalContext, run_metrics
 from ganzoo.files import write_text

@@ -2,6 +2,6 @@
 
 Conditioning blocks (`label_concat`, `class_head`), the `domain_classification` and
 `cycle_reconstruction` losses, the `stargan` model family, and the `celeba` and `joint`
-(mask vector) datasets, and toyfaces translation metrics (`metrics`, `classifier`); hooks in
-`plugin`.
+(mask vector) datasets, and translation (`translation`: inputs, grids, the `translate`
+command); hooks in `plugin`.
 """

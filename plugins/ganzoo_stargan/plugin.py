@@ -38,13 +38,6 @@ def ganzoo_register_datasets(register):
 
 
 @ganzoo.hookimpl
-def ganzoo_register_metrics(register):
-    from ganzoo_stargan.metrics import register_metrics
-
-    register_metrics(register)
-
-
-@ganzoo.hookimpl
 def ganzoo_register_commands(subparsers):
     from ganzoo_stargan.translation import add_translate_command
 

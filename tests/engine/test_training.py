@@ -12,7 +12,7 @@ from PIL import Image
 
 import ganzoo
 from ganzoo.cli import main
-from ganzoo.data.preview import preview_batch
+from ganzoo.engine.stream import preview_batch
 from ganzoo.engine import build, checkpoint
 from ganzoo.engine.inference import load_run
 from ganzoo.engine.trainer import Trainer

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ganzoo.cli import main
-from ganzoo.data.toyfaces import ToyFaces
+from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo.engine import checkpoint
 
 SHORT = ["--set", 'run.device="cpu"', "--set", "data.size=64", "--set", "model.conv_dim=8",

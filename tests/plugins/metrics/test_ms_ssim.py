@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import ganzoo
-from ganzoo.data.toyfaces import ToyFaces
+from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo import EvalContext, run_metrics
 from ganzoo_metrics.ms_ssim import (MSSSIM, WEIGHTS, gaussian_window, image_pairs, ms_ssim,
                                     num_scales, ssim_components)

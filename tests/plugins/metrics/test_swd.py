@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import ganzoo
-from ganzoo.data.toyfaces import ToyFaces
+from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo import EvalContext, run_metrics
 from ganzoo_metrics.laplacian import (laplacian_pyramid, pyr_down, pyr_up, pyramid_resolutions,
                                       reconstruct_laplacian_pyramid)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-import ganzoo.data.toyfaces as toyfaces
-from ganzoo.data.base import downsample_uint8
-from ganzoo.data.toyfaces import ATTRIBUTES, ToyFaces
+from ganzoo.dataset import downsample_uint8
 from ganzoo.errors import UserError
+from ganzoo_toyfaces import drawing
+from ganzoo_toyfaces.dataset import ATTRIBUTES, ToyFaces
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Pixels are specified to be identical on every machine, so these hashes are a fair check.
 GOLDEN = {32: "3c95729e899b4b5e7bb15a0c4f8f1008b0187da796b35dbafe6978c688188b04",
           8: "b3503cd23b325d31f659d2445106008b05dae86ff3bbc1346366038f7cbace82"}
@@ -37,6 +37,12 @@ def faces2000(tmp_path_factory):
         mp.setenv("GANZOO_CACHE", str(tmp_path_factory.mktemp("cache2000")))
         ds = ToyFaces(resolution=32, size=2000)
         return np.array(ds.images), ds.labels.numpy()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def sha(images) -> str:
@@ -62,7 +68,7 @@ def test_two_instances_and_another_process_agree(tmp_path, monkeypatch):
     monkeypatch.setenv("GANZOO_CACHE", str(tmp_path / "other"))
     b = np.array(ToyFaces(resolution=32, size=6, seed=3).images)
     assert a.tobytes() == b.tobytes()
-    code = ("import hashlib, numpy as np; from ganzoo.data.toyfaces import ToyFaces; "
+    code = ("import hashlib, numpy as np; from ganzoo_toyfaces.dataset import ToyFaces; "
             "ds = ToyFaces(resolution=32, size=4); "
             "images = np.stack([ds.render(i) for i in range(4)]); "
             "print(hashlib.sha256(images.tobytes()).hexdigest())")
@@ -86,9 +92,9 @@ def test_render_matches_dataset_and_windows_are_exact(monkeypatch):
         batch = np.array(ds.images).transpose(0, 2, 3, 1)
         single = np.stack([ds.render(i) for i in range(5)])
         assert np.array_equal(batch, single)  # the batch a face is drawn in does not matter
-        monkeypatch.setattr(toyfaces, "_WINDOWS", False)
+        monkeypatch.setattr(drawing, "WINDOWS", False)
         assert np.array_equal(single, np.stack([ds.render(i) for i in range(5)]))
-        monkeypatch.setattr(toyfaces, "_WINDOWS", True)
+        monkeypatch.setattr(drawing, "WINDOWS", True)
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128, 256])
@@ -135,7 +141,7 @@ def test_attribute_selection_and_order():
 
 def test_identity_is_independent_of_attributes(faces2000):
     images, labels = faces2000
-    params = toyfaces._identity(0, range(2000))
+    params = drawing.identity(0, range(2000))
     features = {"background": images[:, :, 0, 0].astype(float).mean(1),
                 "skin": params["skin"].reshape(3, -1).mean(0)}
     features.update({k: params[k].ravel() for k in ("fa", "fb", "eye_y", "mouth_y", "fcx")})
@@ -151,7 +157,7 @@ def test_toggles_change_only_their_region():
     rows = (np.arange(32) * 2 + 1 - 32) / 32
     for i in range(40):
         base = ds.render(i).astype(int)
-        p = toyfaces._identity(0, [i])
+        p = drawing.identity(0, [i])
         for name in ATTRIBUTES[:3] + tuple(TOGGLES):
             if name in ATTRIBUTES[:3]:
                 if ds.identity_attributes(i)[name]:
@@ -193,7 +199,8 @@ def test_disk_cache_round_trip(cache, monkeypatch):
     pixels = np.array(first.images)
     assert first.cache_path.parent == cache / "toyfaces" and first.cache_path.exists()
     assert [p.name for p in (cache / "toyfaces").iterdir()] == [first.cache_path.name]  # no temp
-    monkeypatch.setattr(toyfaces, "_draw", lambda *a: pytest.fail("drew instead of reading"))
+    assert first.cache_path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # teammates read it
+    monkeypatch.setattr(drawing, "draw", lambda *a: pytest.fail("drew instead of reading"))
     second = ToyFaces(resolution=16, size=7, seed=5)
     assert isinstance(second.images, np.memmap) and np.array_equal(second.images, pixels)
     assert torch.equal(second.load(3)[0], torch.from_numpy(pixels[3]))

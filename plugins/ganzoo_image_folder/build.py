@@ -1,21 +1,12 @@
-"""Multi-resolution image caches (`ganzoo prepare`), like ProGAN's multi-resolution TFRecords.
+"""Building multi-resolution image caches: `prepare_cache`, behind `ganzoo prepare`.
 
-A cache is a directory:
-
-- `manifest.json`, written last: format and version, the source folder, `resolution` (the top
-  level), `crop`, `count`, `resolutions` and their `levels` files, `files` (source paths
-  relative to the source folder, in row order), `skipped` (unreadable files and why),
-  `upscaled` (images whose square was smaller than the top level), and `source_hash` (of
-  every scanned file's name, size and mtime: what makes a rebuild a no-op).
-- `r0004.npy`, `r0008.npy`, ... up to the top level: uint8 arrays (count, 3, R, R), plain
-  `.npy`, so `np.load(path, mmap_mode="r")` maps them without reading.
-
-The top level is `image_folder.read_image` at the cache resolution (same crop, centre square,
-LANCZOS). Each lower level is a 2x2 box filter of the one above exactly as ProGAN's
-`dataset_tool.py` does it: the filter runs in float32 on the *unrounded* level above and only
-what is stored is rounded (`np.rint`, half to even). Level r is therefore the exact mean of
-its (S/r)^2 block of the top level, rounded once; `base.downsample_uint8` of the top level
-gives the same pixels. (Rounding every level in turn would drift by up to 1 per level.)
+The format is `cache`'s. The top level is `ganzoo.read_image` at the cache resolution (same
+crop, centre square, LANCZOS). Each lower level is a 2x2 box filter of the one above exactly
+as ProGAN's `dataset_tool.py` does it: the filter runs in float32 on the *unrounded* level
+above and only what is stored is rounded (`np.rint`, half to even). Level r is therefore the
+exact mean of its (S/r)^2 block of the top level, rounded once; `ganzoo.dataset.downsample_uint8`
+of the top level gives the same pixels. (Rounding every level in turn would drift by up to 1
+per level.)
 
 Rows follow the source file order; an unreadable file's row is filled by the last readable
 image, so the arrays hold no holes and the build needs no second pass.
@@ -41,18 +32,16 @@ from typing import Callable
 
 import attrs
 import numpy as np
+from PIL import Image
 
-from ganzoo.data import image_folder as _folder
-from ganzoo.errors import UserError
+import ganzoo
+from ganzoo_image_folder.cache import (FORMAT, MANIFEST, VERSION, MultiresCache, is_cache, level_file,
+                                       read_manifest)
+from ganzoo_image_folder.scan import folder_path, image_files, unreadable_reason
 
-__all__ = ["MultiresCache", "PrepareSummary", "box_levels", "is_cache", "prepare_cache"]
+__all__ = ["PrepareSummary", "box_levels", "prepare_cache"]
 
-FORMAT, VERSION, MANIFEST = "ganzoo-multires", 1, "manifest.json"
 MIN_RESOLUTION, MAX_RESOLUTION, DEFAULT_MAX_RESOLUTION = 4, 8192, 1024
-
-
-def level_file(resolution: int) -> str:
-    return f"r{resolution:04d}.npy"
 
 
 def box_levels(top: np.ndarray) -> list[np.ndarray]:
@@ -63,88 +52,6 @@ def box_levels(top: np.ndarray) -> list[np.ndarray]:
         img = (img[:, 0::2, 0::2] + img[:, 0::2, 1::2] + img[:, 1::2, 0::2] + img[:, 1::2, 1::2]) * 0.25
         levels.append(np.rint(img).clip(0, 255).astype(np.uint8))
     return levels
-
-
-def _power_of_two(value) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)
-            and MIN_RESOLUTION <= value <= MAX_RESOLUTION and not value & (value - 1))
-
-
-# ----------------------------------------------------------------------------------- reading
-
-
-def is_cache(path) -> bool:
-    """Whether `path` is a directory with a ganzoo cache manifest (complete caches only have one)."""
-    return _read_manifest(os.fspath(path)) is not None
-
-
-def _read_manifest(path: str) -> dict | None:
-    try:
-        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
-
-
-class MultiresCache:
-    """A prepared cache, read-only. Levels are memory-mapped lazily in each process (and not
-    pickled: DataLoader workers map the files themselves)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        where = f"cache '{self.path}'"
-        if not os.path.isdir(self.path):
-            raise UserError(f"{where} does not exist; create it with "
-                            f"`ganzoo prepare FOLDER --out {self.path}`")
-        manifest = _read_manifest(self.path)
-        if manifest is None:
-            raise UserError(f"{where} is not a ganzoo cache (no valid {MANIFEST}); "
-                            f"create it with `ganzoo prepare FOLDER --out {self.path}`")
-        if manifest.get("version") != VERSION:
-            raise UserError(f"{where} has format version {manifest.get('version')!r}, this ganzoo "
-                            f"reads version {VERSION}; re-run `ganzoo prepare`")
-        self.manifest = manifest
-        try:
-            self.source: str = manifest["source"]
-            self.resolution: int = manifest["resolution"]
-            self.crop: int | None = manifest["crop"]
-            self.count: int = manifest["count"]
-            self.files: list[str] = list(manifest["files"])
-            self.skipped: dict[str, str] = dict(manifest["skipped"])
-            self.resolutions: list[int] = [int(r) for r in manifest["resolutions"]]
-        except (KeyError, TypeError, ValueError) as error:
-            raise UserError(f"{where}: damaged {MANIFEST} ({type(error).__name__}: {error}); "
-                            "re-run `ganzoo prepare`") from None
-        self._levels: dict[int, np.ndarray] = {}
-        for r in self.resolutions:  # catches a damaged cache now, not in a worker mid-training
-            shape = self.level(r).shape
-            if shape != (self.count, 3, r, r):
-                raise UserError(f"{where}: {level_file(r)} holds {shape}, expected "
-                                f"{(self.count, 3, r, r)}; re-run `ganzoo prepare`")
-
-    def level(self, resolution: int) -> np.ndarray:
-        """The (count, 3, r, r) uint8 array of one level, memory-mapped."""
-        array = self._levels.get(resolution)
-        if array is None:
-            path = os.path.join(self.path, level_file(resolution))
-            try:
-                array = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as error:
-                raise UserError(f"cache '{self.path}': cannot read {level_file(resolution)} "
-                                f"({error}); re-run `ganzoo prepare`") from None
-            self._levels[resolution] = array
-        return array
-
-    def all_files(self) -> set[str]:
-        """Every source file the cache was built from, readable or not (relative paths)."""
-        return set(self.files) | set(self.skipped)
-
-    def __getstate__(self):
-        return dict(self.__dict__, _levels={})
-
-
-# ----------------------------------------------------------------------------------- building
 
 
 @attrs.frozen
@@ -178,25 +85,16 @@ class PrepareSummary:
 
 
 def _check_args(folder, resolution, crop, workers) -> tuple[str, list[str]]:
-    if resolution is not None and not _power_of_two(resolution):
-        raise UserError(f"prepare: resolution must be a power of two from {MIN_RESOLUTION} "
-                        f"to {MAX_RESOLUTION}, got {resolution!r}")
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
-        raise UserError(f"prepare: crop must be a positive number of pixels, got {crop!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 0):
-        raise UserError(f"prepare: workers must be a count of processes (0: none), got {workers!r}")
-    path = os.path.expanduser(os.fspath(folder))
-    if not os.path.exists(path):
-        raise UserError(f"data folder '{folder}' does not exist")
-    if not os.path.isdir(path):
-        raise UserError(f"data folder '{folder}' is not a directory")
+    if resolution is not None:
+        ganzoo.checks.power_of_two(resolution, "prepare: resolution", MIN_RESOLUTION, MAX_RESOLUTION)
+    if crop is not None:
+        ganzoo.checks.count(crop, "prepare: crop")
+    if workers is not None:
+        ganzoo.checks.count(workers, "prepare: workers", minimum=0)
+    path = folder_path(folder)
     if is_cache(path):
-        raise UserError(f"'{folder}' is already a prepared cache, not a folder of images")
-    files = _folder.scan_images(path)
-    if not files:
-        raise UserError(f"data folder '{folder}' holds no images ({_folder._LOOKED_FOR})")
-    return path, files
+        raise ganzoo.UserError(f"'{os.fspath(folder)}' is already a prepared cache, not a folder of images")
+    return path, image_files(path, folder)
 
 
 def _source_hash(root: str, files: list[str]) -> str:
@@ -214,8 +112,6 @@ def _source_hash(root: str, files: list[str]) -> str:
 def _infer_resolution(files: list[str], crop: int | None, folder) -> int:
     """The largest power of two within the smallest square among up to 64 sampled images (their
     headers only), capped at 1024."""
-    from PIL import Image
-
     sides = []
     for path in files[:: max(1, len(files) // 64)][:64]:
         try:
@@ -224,12 +120,12 @@ def _infer_resolution(files: list[str], crop: int | None, folder) -> int:
         except Exception:  # unreadable files are the build's business
             continue
     if not sides:
-        raise UserError(f"prepare: none of the sampled images under '{folder}' is readable; "
-                        "pass --resolution to build anyway")
+        raise ganzoo.UserError(f"prepare: none of the sampled images under '{folder}' is readable; "
+                               "pass --resolution to build anyway")
     side = min(min(sides), DEFAULT_MAX_RESOLUTION)
     if side < MIN_RESOLUTION:
-        raise UserError(f"prepare: the smallest sampled image under '{folder}' is {side}px; "
-                        f"pass --resolution (at least {MIN_RESOLUTION})")
+        raise ganzoo.UserError(f"prepare: the smallest sampled image under '{folder}' is {side}px; "
+                               f"pass --resolution (at least {MIN_RESOLUTION})")
     return 1 << (side.bit_length() - 1)
 
 
@@ -247,9 +143,9 @@ def _build_rows(job):
     try:
         for row, path in items:
             try:
-                top, side = _folder.read_image_array(path, resolution, crop)
+                top, side = ganzoo.dataset.read_image_array(path, resolution, crop)
             except Exception as error:  # corrupt, truncated, vanished: skipped and counted
-                results.append((row, _folder.unreadable_reason(error, path), False))
+                results.append((row, unreadable_reason(error, path), False))
                 continue
             if fds is None:
                 fds = [os.open(target, os.O_WRONLY) for target, _, _ in targets]
@@ -281,7 +177,7 @@ def _create_level(path: Path, count: int, resolution: int) -> int:
                 os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
             except OSError as error:
                 if error.errno == errno.ENOSPC:
-                    raise UserError(f"prepare: not enough disk space for '{path.parent}'") from None
+                    raise ganzoo.UserError(f"prepare: not enough disk space for '{path.parent}'") from None
                 # filesystems without fallocate: the file simply stays sparse
     return offset
 
@@ -317,16 +213,6 @@ def _fill_holes(targets, good: list[int], bad: list[int]) -> list[int]:
     return order[:len(good)]
 
 
-def _fsync(path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # directories on some filesystems
-        pass
-    finally:
-        os.close(fd)
-
-
 def _remove_dead_partials(out: Path) -> None:
     """Temporary directories of builds whose process is gone (killed) are removed."""
     for entry in out.parent.glob(f".{out.name}.partial-*"):
@@ -358,14 +244,14 @@ def prepare_cache(folder, out, *, resolution: int | None = None, crop: int | Non
     out = Path(os.path.expanduser(os.fspath(out)))
     shown = os.fspath(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out '{shown}' exists and is not a directory")
+        raise ganzoo.UserError(f"--out '{shown}' exists and is not a directory")
     if out.exists() and os.path.realpath(out) == source:
-        raise UserError(f"--out '{shown}' is the image folder itself; choose another directory")
+        raise ganzoo.UserError(f"--out '{shown}' is the image folder itself; choose another directory")
     source_hash = _source_hash(root, files)
     if resolution is None:
         resolution = _infer_resolution(files, crop, folder)
     resolutions = [1 << k for k in range(2, resolution.bit_length())]
-    old = _read_manifest(os.fspath(out)) if out.is_dir() else None
+    old = read_manifest(os.fspath(out)) if out.is_dir() else None
     if old is not None:
         same = (old.get("source") == source and old.get("resolution") == resolution
                 and old.get("crop") == crop)
@@ -378,19 +264,20 @@ def prepare_cache(folder, out, *, resolution: int | None = None, crop: int | Non
                 seconds=time.perf_counter() - started, up_to_date=True,
                 first_skipped=next((f"{p}: {r}" for p, r in cache.skipped.items()), None))
         if not same:
-            raise UserError(
+            raise ganzoo.UserError(
                 f"--out '{shown}' already holds a cache of '{old.get('source')}' at "
                 f"{old.get('resolution')}px (crop {old.get('crop')}); remove it or choose another --out")
     elif out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out '{shown}' exists and is not a ganzoo cache; choose an empty or new directory")
+        raise ganzoo.UserError(f"--out '{shown}' exists and is not a ganzoo cache; "
+                               "choose an empty or new directory")
 
     row_bytes = {r: 3 * r * r for r in resolutions}
     need = len(files) * sum(row_bytes.values())
     out.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(out.parent).free
     if need > free:
-        raise UserError(f"prepare: the cache needs {need / 2**30:.2f} GiB but only "
-                        f"{free / 2**30:.2f} GiB is free under '{out.parent}'")
+        raise ganzoo.UserError(f"prepare: the cache needs {need / 2**30:.2f} GiB but only "
+                               f"{free / 2**30:.2f} GiB is free under '{out.parent}'")
     _remove_dead_partials(out)
     temp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     temp.mkdir()
@@ -401,13 +288,8 @@ def prepare_cache(folder, out, *, resolution: int | None = None, crop: int | Non
                         filter="2x2 box in float32, rounded once per level (np.rint), as ProGAN's dataset_tool",
                         levels={str(r): level_file(r) for r in resolutions},
                         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary)
-        text = json.dumps(manifest, indent=1)
-        with open(temp / (MANIFEST + ".tmp"), "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp / (MANIFEST + ".tmp"), temp / MANIFEST)  # the mark of a complete cache
-        _fsync(temp)
+        # Written atomically and last: the mark of a complete cache.
+        ganzoo.files.write_text(temp / MANIFEST, json.dumps(manifest, indent=1))
         _swap_into_place(temp, out)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
@@ -428,7 +310,7 @@ def _swap_into_place(temp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(temp, out)
-    _fsync(out.parent)
+    ganzoo.files.fsync_dir(out.parent)
 
 
 def _build(temp: Path, root: str, files: list[str], resolution: int, resolutions: list[int],
@@ -467,14 +349,14 @@ def _build(temp: Path, root: str, files: list[str], resolution: int, resolutions
             pool.join()
     if len(reasons) == total:
         row, reason = min(reasons.items())
-        raise UserError(f"data folder '{root}': none of its {total} images is readable "
-                        f"(first: '{files[row]}: {reason}')")
+        raise ganzoo.UserError(f"data folder '{root}': none of its {total} images is readable "
+                               f"(first: '{files[row]}: {reason}')")
     good = [row for row in range(total) if row not in reasons]
     order = _fill_holes(targets, good, sorted(reasons)) if reasons else good
     for path, (_, offset, _), r in zip(paths, targets, top_down):
         if reasons:
             _shrink(path, len(good), r, offset)
-        _fsync(path)
+        ganzoo.files.fsync_file(path)
     rel = [os.path.relpath(path, root).replace(os.sep, "/") for path in files]
     return dict(count=len(good), files=[rel[row] for row in order], upscaled=upscaled,
                 skipped={rel[row]: reasons[row] for row in sorted(reasons)})

@@ -8,6 +8,7 @@ that ignores the labels it is given.
 from __future__ import annotations
 
 import json
+import os
 
 import ganzoo
 import numpy as np
@@ -15,11 +16,11 @@ import pytest
 import torch
 from torch import nn
 
-from ganzoo.cli import main
-from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS
 from ganzoo import EvalContext, run_metrics
+from ganzoo.cli import main
 from ganzoo_stargan.translation import TranslationModel
-from ganzoo_stargan.classifier import cache_path, load_classifier
+from ganzoo_toyfaces.classifier import cache_path, load_classifier
+from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS
 
 FIVE = ["black_hair", "blond_hair", "brown_hair", "male", "young"]  # StarGAN's, grouped hair
 RES = 32
@@ -111,6 +112,9 @@ def translator_context(generator, faces, n: int) -> EvalContext:
 def test_classifier_is_accurate_on_real_held_out_faces():
     classifier = load_classifier(RES)
     assert cache_path(RES).is_file()  # trained once, then cached under $GANZOO_CACHE
+    mask = os.umask(0)
+    os.umask(mask)
+    assert cache_path(RES).stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     assert set(classifier.heldout) == set(ATTRIBUTES) | {"mean"}
     for name in ATTRIBUTES:
         assert classifier.heldout[name] >= 0.95, (name, classifier.heldout)
@@ -245,10 +249,27 @@ def test_bad_options_are_user_errors(name, params, match):
         metric(name, **params)
 
 
-def test_metrics_are_registered_by_the_stargan_plugin():
+def test_metrics_and_dataset_are_registered_by_the_toyfaces_plugin():
     for name in ("attribute_accuracy", "translation"):
         entry = ganzoo.registry("metrics").entry(name)
-        assert entry.plugin == "stargan" and entry.summary
+        assert entry.plugin == "toyfaces" and entry.summary
+    assert ganzoo.registry("datasets").entry("toyfaces").plugin == "toyfaces"
+
+
+class PlainTranslatingModel(ganzoo.GANModel):
+    """A translating model written against the public API alone (no StarGAN)."""
+
+    translates = True
+
+
+def test_translation_needs_only_the_public_api(monkeypatch, fresh_plugins):
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "stargan")
+    assert "translation" in ganzoo.registry("metrics").names()
+    faces = toyfaces(size=40, attributes=FIVE)
+    plain = context(PlainTranslatingModel(IdentityTranslator(), Critic()), faces, 10)
+    results = metric("translation")(plain)
+    assert results == metric("translation")(translator_context(IdentityTranslator(), faces, 10))
+    assert results["translations"] == 10 * 4 and results["l1"] == results["l1_identity"]
 
 
 # --- end to end: a tiny StarGAN run, evaluated periodically and from its checkpoint -------------

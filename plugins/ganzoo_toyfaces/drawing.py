@@ -1,4 +1,4 @@
-"""`toyfaces`: procedurally drawn cartoon faces with CelebA-style binary attributes; no download.
+"""Drawing toyfaces: procedurally drawn cartoon faces, a pure function of (seed, index, attributes).
 
 Choices worth knowing:
 
@@ -8,39 +8,31 @@ Choices worth knowing:
   per-pixel math uses only + - * / sqrt, abs, min/max and comparisons in float64, all exactly
   rounded by IEEE 754. No float reductions whose order could depend on SIMD width.
 - Identity (stream 0: face shape, skin, feature placement, background, shirt) and attributes
-  (stream 1) are independent, so `render(i, other_attributes)` is the ground truth for
-  attribute translation. Attributes only change hair, beard, wrinkles, mouth and glasses.
+  (stream 1) are independent, so drawing identity i with other attributes is the ground truth
+  for attribute translation. Attributes only change hair, beard, wrinkles, mouth and glasses.
 - Anti-aliasing is analytic: each shape is a signed distance d and covers a pixel by
   clip(0.5 - d / pixel), strokes thinner than a pixel are drawn one pixel wide and faded.
   Below 32px we also supersample, so tiny features keep their true area.
 - Faces are drawn in batches (numpy arrays (N, H, W)); small features only inside a window
-  around them. All images of a dataset are drawn once, into an .npy under
-  $GANZOO_CACHE/toyfaces/ (default ~/.cache/ganzoo) written atomically and read with mmap.
+  around them.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
-import torch
 
-from ganzoo.data.base import ImageDataset
-from ganzoo.errors import UserError
-
-__all__ = ["ATTRIBUTES", "RENDER_VERSION", "ToyFaces"]
+__all__ = ["ATTRIBUTES", "HAIR_COLOURS", "RENDER_VERSION", "attribute_rows", "box_down", "draw",
+           "identity"]
 
 ATTRIBUTES = ("black_hair", "blond_hair", "brown_hair", "male", "young", "smiling", "eyeglasses")
 HAIR_COLOURS = ATTRIBUTES[:3]
-RENDER_VERSION = 1  # bump on any change to the pixels: it keys the disk cache
+RENDER_VERSION = 1  # bump on any change to the pixels: it keys the disk caches
 
 _HAIR_RGB = np.array([[42, 36, 34], [236, 200, 112], [118, 70, 36]], np.float64)
 _SILVER = np.array([214, 214, 220], np.float64)[:, None, None, None]
 _SKIN = np.array([[255, 226, 200], [226, 174, 128], [118, 78, 52]], float)[..., None, None, None]
 _IRIS = np.array([[92, 56, 30], [60, 110, 170], [70, 120, 70], [40, 32, 28]], np.float64)
-_WINDOWS = True  # draw small features in windows (tests switch it off to check it is exact)
+WINDOWS = True  # draw small features in windows (tests switch it off to check it is exact)
 
 
 def _rgb(r, g, b) -> np.ndarray:
@@ -51,7 +43,7 @@ def _draws(seed: int, index: int, stream: int, k: int) -> np.ndarray:
     return np.random.PCG64(np.random.SeedSequence((seed, index, stream))).random_raw(k)
 
 
-def _attribute_rows(seed: int, indices) -> np.ndarray:
+def attribute_rows(seed: int, indices) -> np.ndarray:
     """(N, 7) int64 0/1 attributes: hair colour uniform over three, the rest fair coins."""
     out = np.zeros((len(indices), len(ATTRIBUTES)), np.int64)
     for row, index in enumerate(indices):
@@ -61,7 +53,7 @@ def _attribute_rows(seed: int, indices) -> np.ndarray:
     return out
 
 
-def _identity(seed: int, indices) -> dict:
+def identity(seed: int, indices) -> dict:
     """Per-identity parameters as (N, 1, 1) arrays, colours as (3, N, 1, 1)."""
     u = np.stack([(_draws(seed, i, 0, 24) >> np.uint64(11)) * 2.0**-53 for i in indices])
     u = u.T[:, :, None, None]  # (24, N, 1, 1)
@@ -127,7 +119,7 @@ class _Canvas:
 
     def window(self, x0, x1, y0, y1):
         """Coordinates and slices of the pixels within a box (plus 3 pixels) of frame units."""
-        if not _WINDOWS:
+        if not WINDOWS:
             return self.x, self.y, (slice(None),) * 3
         lo = lambda v: max(0, int(np.floor((float(v) + 1) / self.px)) - 3)
         hi = lambda v: min(self.res, int(np.ceil((float(v) + 1) / self.px)) + 3)
@@ -154,7 +146,7 @@ class _Canvas:
         return out.transpose(1, 0, 2, 3)  # (N, 3, R, R)
 
 
-def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
+def draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
     """uint8 (N, 3, res, res) faces for identity parameters p and (N, 7) attributes."""
     ss = max(1, 32 // res)
     cv = _Canvas(p["bg"], res * ss)
@@ -244,7 +236,7 @@ def _draw(p: dict, attrs: np.ndarray, res: int) -> np.ndarray:
     return cv.uint8(ss)
 
 
-def _box_down(images: np.ndarray, res: int) -> np.ndarray:
+def box_down(images: np.ndarray, res: int) -> np.ndarray:
     """`downsample_uint8` for a batch, bit for bit: exact integer box sums (2x2 at a time, which
     is much faster in numpy than avg_pool2d), divided and rounded half to even like torch."""
     s = images.astype(np.uint32)
@@ -254,164 +246,3 @@ def _box_down(images: np.ndarray, res: int) -> np.ndarray:
     q = s // n
     rem = s - q * n
     return (q + ((2 * rem > n) | ((2 * rem == n) & (q % 2 == 1)))).astype(np.uint8)
-
-
-def _power_of_two(value, lo: int, hi: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or value > hi \
-            or value & (value - 1):
-        raise UserError(f"toyfaces: {what} must be a power of two from {lo} to {hi}, got {value!r}")
-    return value
-
-
-class ToyFaces(ImageDataset):
-    """`size` cartoon faces at `resolution`, labelled with `attributes` (default: all seven)."""
-
-    in_memory = True  # one cached array: DataLoader workers would only add overhead
-
-    def __init__(self, resolution: int = 32, size: int = 10000, seed: int = 0,
-                 attributes: list[str] | None = None):
-        self.resolution = _power_of_two(resolution, 8, 1024, "resolution")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise UserError(f"toyfaces: size must be a whole number >= 1, got {size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise UserError(f"toyfaces: seed must be a whole number >= 0, got {seed!r}")
-        if attributes is None:
-            attributes = list(ATTRIBUTES)
-        if isinstance(attributes, str) or not isinstance(attributes, (list, tuple)):
-            raise UserError(f"toyfaces: attributes must be a list of names, got {attributes!r}")
-        for name in attributes:
-            if name not in ATTRIBUTES:
-                raise UserError(f"toyfaces: unknown attribute {name!r}; "
-                                f"known: {', '.join(ATTRIBUTES)}")
-        if len(set(attributes)) != len(attributes):
-            raise UserError(f"toyfaces: attributes lists a name twice: {list(attributes)}")
-        self.size, self.seed = size, seed
-        self.attribute_names = list(attributes)
-        hair = [name for name in attributes if name in HAIR_COLOURS]
-        self.attribute_groups = [hair] if len(hair) > 1 else []
-        self._images: np.ndarray | None = None
-        self._labels: torch.Tensor | None = None
-        self._lower: dict[int, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return self.size
-
-    @property
-    def cache_path(self) -> Path:
-        root = os.environ.get("GANZOO_CACHE") or os.path.join("~", ".cache", "ganzoo")
-        name = f"v{RENDER_VERSION}-seed{self.seed}-n{self.size}-r{self.resolution}.npy"
-        return Path(root).expanduser() / "toyfaces" / name
-
-    @property
-    def images(self) -> np.ndarray:
-        """uint8 (size, 3, R, R): every image, drawn (or read from the disk cache) on first use."""
-        if self._images is None:
-            self._images = self._load_or_draw()
-        return self._images
-
-    @property
-    def labels(self) -> torch.Tensor:
-        """float32 (size, label_dim) 0/1 labels in `attribute_names` order."""
-        if self._labels is None:
-            rows = _attribute_rows(self.seed, range(self.size))
-            cols = [ATTRIBUTES.index(n) for n in self.attribute_names]
-            self._labels = torch.from_numpy(rows[:, cols].astype(np.float32))
-        return self._labels
-
-    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.array(self.images[index])), self.labels[index].clone()
-
-    def load_at(self, index: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if resolution == self.resolution:
-            return self.load(index)
-        if resolution not in self._lower:  # 2x2 box-filter everything once per resolution
-            if resolution < 1 or resolution > self.resolution or self.resolution % resolution:
-                raise ValueError(f"cannot view a {self.resolution}px dataset at {resolution}px")
-            step = max(1, 2**20 // self.resolution**2)
-            self._lower[resolution] = torch.from_numpy(np.concatenate(
-                [_box_down(self.images[i:i + step], resolution)
-                 for i in range(0, self.size, step)]))
-        return self._lower[resolution][index].clone(), self.labels[index].clone()
-
-    def identity_attributes(self, index: int) -> dict[str, int]:
-        """The attributes identity `index` is drawn with (any index >= 0, not only < size)."""
-        row = _attribute_rows(self.seed, [self._index(index)])[0]
-        return {name: int(v) for name, v in zip(ATTRIBUTES, row)}
-
-    def render(self, index: int, attributes: dict[str, int] | None = None,
-               resolution: int | None = None) -> np.ndarray:
-        """uint8 (H, W, 3): identity `index` drawn with `attributes` (missing ones: its own).
-
-        Naming any hair colour replaces the whole hair choice (unnamed ones count as 0), so
-        {"blond_hair": 1} suffices to make a face blond.
-        """
-        res = self.resolution if resolution is None else _power_of_two(resolution, 8, 1024,
-                                                                        "resolution")
-        index = self._index(index)
-        attrs = self.identity_attributes(index)
-        given = dict(attributes or {})
-        for name, value in given.items():
-            if name not in ATTRIBUTES:
-                raise UserError(f"toyfaces: unknown attribute {name!r}; "
-                                f"known: {', '.join(ATTRIBUTES)}")
-            if value not in (0, 1):
-                raise UserError(f"toyfaces: attribute {name} must be 0 or 1, got {value!r}")
-        if any(name in given for name in HAIR_COLOURS):
-            attrs.update({name: 0 for name in HAIR_COLOURS})
-        attrs.update({name: int(value) for name, value in given.items()})
-        if sum(attrs[name] for name in HAIR_COLOURS) != 1:
-            raise UserError(f"toyfaces: exactly one of {', '.join(HAIR_COLOURS)} must be 1, got "
-                            f"{ {n: attrs[n] for n in HAIR_COLOURS} }")
-        row = np.array([[attrs[name] for name in ATTRIBUTES]])
-        return _draw(_identity(self.seed, [index]), row, res)[0].transpose(1, 2, 0).copy()
-
-    @staticmethod
-    def _index(index) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-            raise UserError(f"toyfaces: identity index must be a whole number >= 0, got {index!r}")
-        return int(index)
-
-    def _draw_into(self, out: np.ndarray) -> None:
-        chunk = max(1, 2**17 // (self.resolution * max(1, 32 // self.resolution)) ** 2)
-        for start in range(0, self.size, chunk):
-            idx = range(start, min(self.size, start + chunk))
-            out[start:start + len(idx)] = _draw(_identity(self.seed, idx),
-                                                _attribute_rows(self.seed, idx), self.resolution)
-
-    def _load_or_draw(self) -> np.ndarray:
-        path, shape = self.cache_path, (self.size, 3, self.resolution, self.resolution)
-        try:
-            cached = np.load(path, mmap_mode="r")
-            if cached.shape == shape and cached.dtype == np.uint8:
-                return cached
-        except (OSError, ValueError):
-            pass
-        tmp = None
-        try:  # draw straight into a temp file, then rename: readers never see a partial file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-            os.close(fd)
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            if hasattr(os, "posix_fallocate"):  # a full disk fails here, not as SIGBUS later
-                with open(tmp, "r+b") as f:
-                    os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
-            self._draw_into(out)
-            out.flush()
-            del out
-            os.replace(tmp, path)
-            tmp = None
-            return np.load(path, mmap_mode="r")
-        except OSError:  # unwritable cache: keep the images in memory only
-            out = np.empty(shape, np.uint8)
-            self._draw_into(out)
-            return out
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.remove(tmp)
-
-    def __getstate__(self):
-        # DataLoader workers re-open the mmap instead of receiving a pickled copy of every image.
-        state = dict(self.__dict__, _lower={})
-        if isinstance(self._images, np.memmap):
-            state["_images"] = None
-        return state

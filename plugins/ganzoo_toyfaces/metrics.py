@@ -1,6 +1,6 @@
 """Measured quality on toyfaces: attribute accuracy of conditional generators, and translation.
 
-Both metrics judge images with the toyfaces attribute classifier (`ganzoo_stargan.classifier`:
+Both metrics judge images with the toyfaces attribute classifier (`ganzoo_toyfaces.classifier`:
 a tiny CNN trained on real toyfaces of its own identities, cached under $GANZOO_CACHE), so
 they need a run on the `toyfaces` dataset; any other dataset is a UserError.
 
@@ -16,38 +16,24 @@ on a checkpoint (`ganzoo eval CKPT --metric translation`).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
 import ganzoo
-from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS
-from ganzoo import EvalContext
-from ganzoo import single_attribute_targets
+from ganzoo_toyfaces.classifier import load_classifier, one_thread
+from ganzoo_toyfaces.dataset import ToyFaces
+from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS
 
-from ganzoo_stargan.classifier import load_classifier
-
-__all__ = ["AttributeAccuracy", "Translation", "register_metrics"]
+__all__ = ["AttributeAccuracy", "Translation"]
 
 LABEL_MODES = ("dataset", "each")
 
 
-def register_metrics(register) -> None:
-    register("attribute_accuracy", AttributeAccuracy,
-             summary="toyfaces: share of generated images showing the requested attributes "
-                     "(attribute classifier), per attribute and mean")
-    register("translation", Translation,
-             summary="toyfaces: held-out faces translated per attribute: classifier-recognised "
-                     "share and L1 to the rendered ground truth (vs. identity baseline)")
-
-
 # --- shared ----------------------------------------------------------------------------------
 
-def _toyfaces(ctx: EvalContext, metric: str):
+def _toyfaces(ctx: ganzoo.EvalContext, metric: str):
     """The run's dataset, which must be toyfaces with attributes."""
-    toyfaces = ganzoo.registry("datasets").get("toyfaces")
-    if not isinstance(ctx.dataset, toyfaces):
+    if not isinstance(ctx.dataset, ToyFaces):
         raise ganzoo.UserError(f"{metric}: needs a run on the toyfaces dataset (its attribute "
                                f"classifier and ground truth are toyfaces'), got "
                                f"{type(ctx.dataset).__name__}")
@@ -57,33 +43,16 @@ def _toyfaces(ctx: EvalContext, metric: str):
     return ctx.dataset
 
 
-def _count(metric: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ganzoo.UserError(f"{metric}: num_images must be a whole number >= 1, got {value!r}")
-    return value
-
-
-@contextmanager
-def _one_thread():
-    """Tiny CPU convolutions run much faster on one thread than on a busy machine's many."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _predict(classifier, images: torch.Tensor, names: list[str]) -> torch.Tensor:
     """0/1 predictions (N, len(names)) in the dataset's attribute order."""
-    with _one_thread():
+    with one_thread():
         predicted = classifier.predict(images)
     return predicted[:, [ATTRIBUTES.index(name) for name in names]]
 
 
 def _to_float(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) to float (3, H, W) in [-1, 1], as the engine feeds images."""
-    return torch.from_numpy(image.transpose(2, 0, 1).copy()).float() / 127.5 - 1
+    return ganzoo.images.to_float(torch.from_numpy(image.transpose(2, 0, 1).copy()))
 
 
 # --- attribute_accuracy ----------------------------------------------------------------------
@@ -107,13 +76,10 @@ class AttributeAccuracy:
     """
 
     def __init__(self, num_images: int = 1000, labels: str = "dataset"):
-        self.num_images = _count("attribute_accuracy", num_images)
-        if labels not in LABEL_MODES:
-            raise ganzoo.UserError(f"attribute_accuracy: labels must be one of "
-                                   f"{', '.join(map(repr, LABEL_MODES))}, got {labels!r}")
-        self.labels = labels
+        self.num_images = ganzoo.checks.count(num_images, "attribute_accuracy: num_images")
+        self.labels = ganzoo.checks.one_of(labels, LABEL_MODES, "attribute_accuracy: labels")
 
-    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+    def __call__(self, ctx: ganzoo.EvalContext) -> dict[str, float]:
         faces = _toyfaces(ctx, "attribute_accuracy")
         if ctx.model.translates:
             raise ganzoo.UserError("attribute_accuracy: this model translates images; measure it "
@@ -163,7 +129,7 @@ class Translation:
     Takes `num_images` identities (at most the eval context's num_images) that the run never
     trained on (indices from the dataset's size on), draws them with their own attributes at
     the generator's resolution, and translates each by every single-attribute change
-    (`ganzoo.model.single_attribute_targets`: a hair colour set, any other attribute flipped;
+    (`ganzoo.single_attribute_targets`: a hair colour set, any other attribute flipped;
     changes that leave the labels as they are, e.g. black hair to black hair, are skipped).
     Returns, over all translations and per changed attribute `<name>`:
 
@@ -180,9 +146,9 @@ class Translation:
     """
 
     def __init__(self, num_images: int = 300):
-        self.num_images = _count("translation", num_images)
+        self.num_images = ganzoo.checks.count(num_images, "translation: num_images")
 
-    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+    def __call__(self, ctx: ganzoo.EvalContext) -> dict[str, float]:
         faces = _toyfaces(ctx, "translation")
         if not ctx.model.translates:
             raise ganzoo.UserError("translation: needs an image-translation model (e.g. stargan); "
@@ -197,7 +163,7 @@ class Translation:
         classifier = load_classifier(res)
 
         stats: dict[str, list[torch.Tensor]] = {}
-        for name, target in single_attribute_targets(labels, names, groups):
+        for name, target in ganzoo.single_attribute_targets(labels, names, groups):
             rows, truths = [], []
             for row in (target != labels).any(1).nonzero().flatten().tolist():
                 attributes = _render_attributes(own[row], names, target[row])

@@ -18,8 +18,7 @@ exclusive group in toyfaces, of which the most likely one is on.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import ganzoo
-from ganzoo.data.toyfaces import ATTRIBUTES, HAIR_COLOURS, RENDER_VERSION
+from ganzoo_toyfaces.dataset import ToyFaces, cache_root
+from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS, RENDER_VERSION
 
 __all__ = ["ATTRIBUTES", "AttributeClassifier", "VERSION", "cache_path", "heldout_accuracy",
-           "load_classifier", "train_classifier", "working_resolution"]
+           "load_classifier", "one_thread", "train_classifier", "working_resolution"]
 
 VERSION = 1  # bump on any change to the network, its data or its training: it keys the cache
 SEED = 1  # toyfaces seed of the classifier's own identities
@@ -96,17 +96,28 @@ class AttributeClassifier(nn.Module):
         return labels
 
 
+@contextmanager
+def one_thread():
+    """Tiny CPU convolutions run much faster on one thread than on a busy machine's many (and
+    their results do not depend on the machine's thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def cache_path(resolution: int) -> Path:
-    root = os.environ.get("GANZOO_CACHE") or os.path.join("~", ".cache", "ganzoo")
     name = f"v{VERSION}-render{RENDER_VERSION}-r{working_resolution(resolution)}.safetensors"
-    return Path(root).expanduser() / "toyfaces_classifier" / name
+    return cache_root() / "toyfaces_classifier" / name
 
 
 def _data(resolution: int):
     """The classifier's real toyfaces: (train images, train labels, test images, test labels)."""
-    faces = ganzoo.registry("datasets").get("toyfaces")(
+    faces = ToyFaces(
         resolution=resolution, size=TRAIN_SIZE + TEST_SIZE, seed=SEED, attributes=list(ATTRIBUTES))
-    images = torch.from_numpy(np.array(faces.images)).float().div_(127.5).sub_(1.0)
+    images = ganzoo.images.to_float(torch.from_numpy(np.array(faces.images)))
     labels = faces.labels
     return images[:TRAIN_SIZE], labels[:TRAIN_SIZE], images[TRAIN_SIZE:], labels[TRAIN_SIZE:]
 
@@ -128,12 +139,8 @@ def train_classifier(resolution: int) -> AttributeClassifier:
     """
     res = working_resolution(resolution)
     x_train, y_train, x_test, y_test = _data(res)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         model = _fit(res, x_train, y_train)
-    finally:
-        torch.set_num_threads(threads)
     model.heldout = heldout_accuracy(model, x_test, y_test)
     return model
 
@@ -162,20 +169,13 @@ def _fit(res: int, x_train: torch.Tensor, y_train: torch.Tensor) -> AttributeCla
 
 
 def _save(model: AttributeClassifier, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, tmp, metadata={"resolution": str(model.resolution),
-                                          "version": str(VERSION),
-                                          "heldout_accuracy": json.dumps(model.heldout)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    data = save(tensors, metadata={"resolution": str(model.resolution), "version": str(VERSION),
+                                   "heldout_accuracy": json.dumps(model.heldout)})
+    with ganzoo.files.atomic_path(path) as tmp:
+        tmp.write_bytes(data)  # not save_file, which creates its files mode 0600
 
 
 def _load(path: Path, resolution: int) -> AttributeClassifier | None:

@@ -12,11 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ganzoo.data import image_folder, multires
-from ganzoo.data.base import downsample_uint8
-from ganzoo.data.image_folder import ImageFolder, read_image
-from ganzoo.data.multires import MultiresCache, box_levels, prepare_cache
+import ganzoo.dataset
+from ganzoo.dataset import downsample_uint8, read_image
 from ganzoo.errors import UserError
+from ganzoo_image_folder import build
+from ganzoo_image_folder.build import box_levels, prepare_cache
+from ganzoo_image_folder.cache import MultiresCache
+from ganzoo_image_folder.folder import ImageFolder
 
 
 def noise(size, mode="RGB", seed=0):
@@ -161,7 +163,7 @@ def test_rebuild_is_a_noop_until_the_files_change(folder, tmp_path):
 
 def test_interrupted_builds_leave_no_cache(folder, tmp_path, monkeypatch):
     out = tmp_path / "cache"
-    real, calls = image_folder.read_image_array, []
+    real, calls = ganzoo.dataset.read_image_array, []
 
     def dies_midway(*args):
         calls.append(args)
@@ -169,12 +171,12 @@ def test_interrupted_builds_leave_no_cache(folder, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # Ctrl-C in the middle of decoding
         return real(*args)
 
-    monkeypatch.setattr(image_folder, "read_image_array", dies_midway)
+    monkeypatch.setattr(ganzoo.dataset, "read_image_array", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         prepare_cache(folder, out, resolution=16, workers=0)
     assert len(calls) == 4
     assert os.listdir(tmp_path) == ["images"]  # no out, no temporary directory
-    monkeypatch.setattr(image_folder, "read_image_array", real)
+    monkeypatch.setattr(ganzoo.dataset, "read_image_array", real)
 
     def progress(done, total):
         raise RuntimeError("stopped")
@@ -186,7 +188,7 @@ def test_interrupted_builds_leave_no_cache(folder, tmp_path, monkeypatch):
     def fail(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(multires, "_swap_into_place", fail)  # everything written, not yet in place
+    monkeypatch.setattr(build, "_swap_into_place", fail)  # everything written, not yet in place
     with pytest.raises(OSError, match="disk gone"):
         prepare_cache(folder, out, resolution=16, workers=0)
     assert os.listdir(tmp_path) == ["images"]
@@ -223,7 +225,7 @@ def test_prepare_user_errors(folder, tmp_path):
     for resolution in (48, 2, 0, True, 16384, "64"):
         with one_line_error("resolution must be a power of two"):
             prepare_cache(folder, tmp_path / "out", resolution=resolution)
-    with one_line_error("crop must be a positive"):
+    with one_line_error("crop must be an integer >= 1"):
         prepare_cache(folder, tmp_path / "out", crop=0)
     with one_line_error("workers"):
         prepare_cache(folder, tmp_path / "out", workers=-1)
@@ -260,9 +262,9 @@ def test_image_folder_reads_the_cache(folder, tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded an image")
 
-    monkeypatch.setattr(image_folder, "read_image", no_decoding)
-    monkeypatch.setattr(image_folder, "read_image_array", no_decoding)
-    monkeypatch.setattr(image_folder.Image, "open", no_decoding)
+    monkeypatch.setattr(ganzoo.dataset, "read_image", no_decoding)
+    monkeypatch.setattr(ganzoo.dataset, "read_image_array", no_decoding)
+    monkeypatch.setattr(ganzoo.dataset.Image, "open", no_decoding)
     for i in range(len(ds)):
         image, labels = ds[i]
         assert image.dtype == torch.uint8 and labels.shape == (0,)
