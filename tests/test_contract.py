@@ -210,7 +210,7 @@ def test_probe_plugin_is_listed_with_every_part(probe, tmp_path):
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "contract_probe" in line)
     assert "ok" in row and "ganzoo_contract_probe 0.2.0" in row, row
-    for part in ("1 normalizers", "1 schedules", "1 datasets", "1 commands"):
+    for part in ("1 normalizer,", "1 schedule,", "1 dataset,", "1 command"):  # singular for one
         assert part in row, f"{part!r} missing from: {row}"
 
 

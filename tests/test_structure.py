@@ -28,6 +28,9 @@ class Typed:
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
+    def discriminator_loss(self, ctx):  # what makes it a loss (checked at registration)
+        return None
+
 
 def unannotated(a, b=2, **rest):
     return ("unannotated", a, b, rest)
@@ -41,6 +44,9 @@ class ToyPlugin:
     @ganzoo.hookimpl
     def ganzoo_register_losses(self, register):
         register("toy_typed", Typed)
+
+    @ganzoo.hookimpl
+    def ganzoo_register_models(self, register):  # any callable: plain functions too
         register("toy_unannotated", unannotated)
         register("toy_unresolved", needs_nothing_known)
 
@@ -170,18 +176,18 @@ def test_unknown_key_gets_the_hint_and_the_known_keys():
 
 
 def test_missing_required_key():
-    assert error("losses", "toy_unannotated", {}) == "[[losses]] #1 for loss 'toy_unannotated' needs 'a'"
+    assert error("models", "toy_unannotated", {}, "[model]") == "[model] for model 'toy_unannotated' needs 'a'"
 
 
 def test_a_constructor_without_annotations_takes_any_toml_value():
     when = datetime.date(2024, 1, 1)
-    built = construct("losses", "toy_unannotated", {"a": {"x": [1, "y"]}, "b": when, "c": True},
-                      "[[losses]] #1")
+    built = construct("models", "toy_unannotated", {"a": {"x": [1, "y"]}, "b": when, "c": True},
+                      "[model]")
     assert built == ("unannotated", {"x": [1, "y"]}, when, {"c": True})
 
 
 def test_an_annotation_that_does_not_resolve_takes_any_value():
-    assert construct("losses", "toy_unresolved", {"value": "text"}, "[[losses]] #1") == (
+    assert construct("models", "toy_unresolved", {"value": "text"}, "[model]") == (
         "unresolved", "text")
 
 
