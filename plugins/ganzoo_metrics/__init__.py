@@ -1,0 +1,1 @@
+"""Image-quality metrics for ganzoo; hooks in `plugin`."""
