@@ -9,7 +9,7 @@ import ganzoo
 def ganzoo_register_metrics(register):
     from ganzoo_metrics.fidelity import FID, ISC, KID, PRC
 
-    register("fid", FID, summary="Fréchet Inception distance (torch-fidelity; local Inception weights)")
-    register("kid", KID, summary="kernel Inception distance, mean and std over subsets (torch-fidelity)")
-    register("isc", ISC, summary="Inception score of generated images, mean and std over splits (torch-fidelity)")
-    register("prc", PRC, summary="precision, recall and F-score of k-NN balls in Inception features (torch-fidelity)")
+    register("fid", FID, summary="Fréchet Inception distance (torch-fidelity, local weights)")
+    register("kid", KID, summary="kernel Inception distance, mean and std over subsets")
+    register("isc", ISC, summary="Inception score of generated images, mean and std over splits")
+    register("prc", PRC, summary="precision, recall and F-score of k-NN balls in Inception features")
