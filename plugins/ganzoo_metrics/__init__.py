@@ -1,2 +1,2 @@
-"""Image-quality metrics for ganzoo, following ProGAN's official protocol: the sliced
-Wasserstein distance (`swd`) and MS-SSIM (`ms_ssim`); hooks in `plugin`."""
+"""Image-quality metrics for ganzoo: ProGAN's own (`swd`, `ms_ssim`, as its official protocol) and the
+field's Inception metrics through torch-fidelity (`fid`, `kid`, `isc`, `prc`); hooks in `plugin`."""
