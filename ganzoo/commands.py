@@ -178,7 +178,7 @@ def _evaluate_one(path: Path, args, overrides: list[str]) -> tuple[dict[str, flo
     ctx = EvalContext(model=loaded.model, generator=loaded.generator, discriminator=loaded.discriminator,
                       dataset=build.build_dataset(loaded.recipe.data), resolution=loaded.resolution,
                       device=loaded.device, num_images=args.num_images or loaded.recipe.eval.num_images,
-                      seed=args.seed)
+                      seed=args.seed, mirror=loaded.recipe.data.mirror)
     return run_metrics(ctx, args.metrics, loaded.recipe.eval.params), loaded.resolution
 
 

@@ -31,6 +31,7 @@ class EvalContext:
     num_images: int
     seed: int = 0
     batch_size: int = 64
+    mirror: bool = False  # the recipe's [data] mirror: metrics comparing with reals may flip them alike
 
     @property
     def attribute_names(self) -> list[str]:

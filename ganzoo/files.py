@@ -14,6 +14,13 @@ from typing import Iterator
 TEMP_MARK = ".tmp-"  # hidden temporaries are named .<name>.tmp-<pid>
 
 
+def cache_dir(*parts: str) -> Path:
+    """Where ganzoo caches what it can recompute (drawn datasets, classifier weights, real-image
+    statistics): $GANZOO_CACHE, by default ~/.cache/ganzoo."""
+    root = Path(os.environ.get("GANZOO_CACHE") or os.path.join("~", ".cache", "ganzoo")).expanduser()
+    return root.joinpath(*parts)
+
+
 def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
 

@@ -456,7 +456,8 @@ class Trainer:
         """Periodic evaluation ([eval]); it draws no random numbers the training would have drawn."""
         ctx = EvalContext(model=self.model, generator=self.ema.model, discriminator=self.D,
                           dataset=self.dataset, resolution=state.resolution, device=self.device,
-                          num_images=self.recipe.eval.num_images, seed=self.recipe.run.seed)
+                          num_images=self.recipe.eval.num_images, seed=self.recipe.run.seed,
+                          mirror=self.recipe.data.mirror)
         with preserved_rng():
             results = run_metrics(ctx, self.recipe.eval.metrics, self.recipe.eval.params)
         if self.dist.is_main:

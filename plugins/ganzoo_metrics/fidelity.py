@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,10 +42,6 @@ POOLED = ("2048", "768", "192", "64")  # the pooled layers torch-fidelity's Ince
 CACHE_VERSION = 1  # bump when what a cache file holds changes
 _FLIPS = 0xF1D  # ctx.generator_rng offset of the real images' mirror flips
 _IDENTITY_SAMPLES = 8
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("GANZOO_CACHE") or os.path.join("~", ".cache", "ganzoo")).expanduser()
 
 
 def dataset_identity(dataset, resolution: int) -> str:
@@ -129,7 +124,7 @@ class PoolMetric(InceptionMetric):
 
     feature_layer  "2048" (the final pool, the literature's choice), or torch-fidelity's smaller
                    "768", "192", "64" (as pytorch-fid's `--dims`: fewer images than dimensions)
-    mirror         flip real images as training does; default: the context's `mirror`, else off
+    mirror         flip real images as training does; default: the recipe's [data] mirror
     """
 
     feature_layer: str = POOL
@@ -151,14 +146,14 @@ class PoolMetric(InceptionMetric):
         """{"features": (N, D) float32, "mu", "sigma"} of the real set, from the cache or computed
         (and cached) now."""
         n = min(n, len(ctx.dataset))
-        mirror = bool(getattr(ctx, "mirror", False) if self.mirror is None else self.mirror)
+        mirror = ctx.mirror if self.mirror is None else self.mirror
         key = {"version": CACHE_VERSION, "dataset": dataset_identity(ctx.dataset, ctx.resolution),
                "resolution": ctx.resolution, "count": n, "seed": ctx.seed, "mirror": mirror,
                "weights_sha256": inception.sha256, "layer": self.layer,
                "torch_fidelity": torch_fidelity.__version__}
         text = json.dumps(key, sort_keys=True)
         name = f"real-{hashlib.sha256(text.encode()).hexdigest()[:24]}.safetensors"
-        path = cache_root() / "inception" / name
+        path = ganzoo.files.cache_dir() / "inception" / name
         cached = read_cache(path, text)
         if cached is not None:
             return cached

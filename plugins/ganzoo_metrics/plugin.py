@@ -13,7 +13,6 @@ def ganzoo_register_metrics(register):
 
     register("swd", SlicedWasserstein)
     register("ms_ssim", MSSSIM)
-
     register("fid", FID, summary="Fréchet Inception distance (torch-fidelity, local weights)")
     register("kid", KID, summary="kernel Inception distance, mean and std over subsets")
     register("isc", ISC, summary="Inception score of generated images, mean and std over splits")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ganzoo
-from ganzoo_toyfaces.dataset import ToyFaces, cache_root
+from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS, RENDER_VERSION
 
 __all__ = ["ATTRIBUTES", "AttributeClassifier", "VERSION", "cache_path", "heldout_accuracy",
@@ -110,7 +110,7 @@ def one_thread():
 
 def cache_path(resolution: int) -> Path:
     name = f"v{VERSION}-render{RENDER_VERSION}-r{working_resolution(resolution)}.safetensors"
-    return cache_root() / "toyfaces_classifier" / name
+    return ganzoo.files.cache_dir() / "toyfaces_classifier" / name
 
 
 def _data(resolution: int):

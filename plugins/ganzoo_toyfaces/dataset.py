@@ -17,14 +17,9 @@ import ganzoo
 from ganzoo_toyfaces import drawing
 from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS, RENDER_VERSION
 
-__all__ = ["ATTRIBUTES", "HAIR_COLOURS", "RENDER_VERSION", "ToyFaces", "cache_root"]
+__all__ = ["ATTRIBUTES", "HAIR_COLOURS", "RENDER_VERSION", "ToyFaces"]
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
-
-
-def cache_root() -> Path:
-    """$GANZOO_CACHE, by default ~/.cache/ganzoo: where drawn faces and classifier weights live."""
-    return Path(os.environ.get("GANZOO_CACHE") or os.path.join("~", ".cache", "ganzoo")).expanduser()
 
 
 def _resolution(value) -> int:
@@ -62,7 +57,7 @@ class ToyFaces(ganzoo.ImageDataset):
     @property
     def cache_path(self) -> Path:
         name = f"v{RENDER_VERSION}-seed{self.seed}-n{self.size}-r{self.resolution}.npy"
-        return cache_root() / "toyfaces" / name
+        return ganzoo.files.cache_dir() / "toyfaces" / name
 
     @property
     def images(self) -> np.ndarray:

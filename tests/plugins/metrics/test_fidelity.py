@@ -23,7 +23,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 
 import ganzoo
 from ganzoo.cli import main
-from ganzoo.data.toyfaces import ToyFaces
+from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo.engine.build import build_dataset
 from ganzoo.evaluation import run_metrics
 from ganzoo_metrics import inception
@@ -83,8 +83,8 @@ class FixedContext:
     """What the Inception metrics read of an EvalContext, with fixed real and generated images;
     it counts the real images it serves."""
 
-    def __init__(self, real: torch.Tensor, fake: torch.Tensor, seed: int = 0):
-        self.dataset, self.fake = Images(real), fake
+    def __init__(self, real: torch.Tensor, fake: torch.Tensor, seed: int = 0, mirror: bool = False):
+        self.dataset, self.fake, self.mirror = Images(real), fake, mirror
         self.resolution, self.num_images, self.seed = real.shape[-1], len(real), seed
         self.device = torch.device("cpu")
         self.reals_served = 0
@@ -218,7 +218,7 @@ def test_hash_check_refuses_a_wrong_file_and_accepts_it_deliberately(standin, sm
 
     # at 299 px; the 64-d layer spares a 2048 x 2048 eigenproblem (~14 s)
     accepted = evaluate(f"eval.fid.weights={json.dumps(str(path))}",
-                        f"eval.fid.weights_sha256={json.dumps(sha)}", "eval.fid.feature_layer=64")
+                        f"eval.fid.weights_sha256={json.dumps(sha)}", 'eval.fid.feature_layer="64"')
     assert accepted.returncode == 0, accepted.stderr
     assert json.loads(accepted.stdout.strip().splitlines()[-1])["fid/fid"] > 0
 
