@@ -16,6 +16,19 @@ from ganzoo.engine.runlog import format_duration, peak_memory_mb
 from ganzoo.engine.schedule import phases
 from ganzoo.errors import UserError
 
+def check_batch_sizes(trainer) -> None:
+    """Every batch size the schedule will use, checked now rather than at kimg 8,800."""
+    for phase in phases(trainer.schedule, trainer.recipe.train.kimg):
+        batch, where = phase.batch_size, f"{phase.resolution}px (from {phase.start_kimg:g} kimg)"
+        if batch % trainer.dist.world:
+            raise UserError(f"the batch size {batch} at {where} is not divisible by the "
+                            f"{trainer.dist.world} processes; change [schedule] batch_size or the process count")
+        try:
+            trainer.model.check_batch_size(batch // trainer.dist.world)
+        except ValueError as exc:
+            raise UserError(f"the batch size {batch} at {where} does not fit the model: {exc}") from None
+
+
 def preflight(trainer, console, iterations: int = 3) -> None:
     """Run `iterations` iterations at the start of every phase; print the table and the
     estimated wall time; a failing phase is a UserError naming it, its kimg and the fix."""

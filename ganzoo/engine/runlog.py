@@ -176,3 +176,35 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def banner(trainer) -> None:
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    if trainer.device.type == "cuda":
+        props = torch.cuda.get_device_properties(trainer.device)
+        device = f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"
+    else:
+        device = f"cpu ({torch.get_num_threads()} threads)"
+    where = (f"resuming from '{trainer.resume_from}' at {trainer.kimg:.3f} kimg"
+             if trainer.resume_from else "starting a new run")
+    trainer.console.print(
+        f"{where}\n  device {device}, precision {trainer.recipe.run.precision}"
+        f"{f', {trainer.dist.world} processes' if trainer.dist.enabled else ''}\n"
+        f"  G {count(trainer.G):,} parameters, D {count(trainer.D):,} parameters\n"
+        f"  data {trainer.recipe.data.dataset}: {len(trainer.dataset):,} images at "
+        f"{trainer.dataset.resolution}px\n  out_dir '{trainer.out_dir}', {trainer.recipe.train.kimg:g} kimg",
+        highlight=False, soft_wrap=True)
+
+
+def finish(trainer, seconds: float) -> None:
+    records = [r for r in trainer.metrics.records() if "D/total" in r]
+    last = records[-1] if records else {}
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                       if "/" in k and isinstance(v, float))
+    trainer.console.print(
+        f"done: {trainer.kimg:.3f} kimg in {format_duration(seconds)}; samples and snapshots in "
+        f"'{trainer.out_dir}'\n  final losses: {losses or '-'}\n  last snapshot: '{trainer.last_snapshot}'\n"
+        f"  next: ganzoo sample {trainer.out_dir} --n 64 --out samples.png\n"
+        f"        ganzoo eval {trainer.out_dir} --metric swd\n"
+        f"        ganzoo run {trainer.out_dir / 'recipe.toml'} --resume --set train.kimg={2 * trainer.recipe.train.kimg:g}",
+        highlight=False, soft_wrap=True)

@@ -9,46 +9,32 @@ per tick the maintenance (log, samples, snapshot, evaluation), then the end.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import tomllib
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from rich.console import Console
-from safetensors import SafetensorError
 from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo.context import LossContext
 from ganzoo.engine import build, distributed
-from ganzoo.engine.checkpoint import (Snapshot, list_snapshots, load_weights, optimizer_from_flat,
-                                      optimizer_to_flat, prefixed, preserved_rng, restore_rng,
-                                      rng_tensors, seed_everything, snapshot_name,
-                                      sweep_temporaries, versions)
+from ganzoo.engine import resume
+from ganzoo.engine.checkpoint import Snapshot, list_snapshots, preserved_rng, seed_everything, sweep_temporaries
 from ganzoo.engine.ema import EMA
 from ganzoo.engine.guards import Preemption, RunLock
-from ganzoo.engine.inference import resolve_snapshot
-from ganzoo.engine.schedule import phases
-from ganzoo.engine.runlog import (Console80, MetricsLog, TensorBoardLog, format_duration, now_iso,
-                                  peak_memory_mb)
-from ganzoo.engine.stream import Cursor, RealStream, preview_items
+from ganzoo.engine import preflight, runlog
+from ganzoo.engine.runlog import Console80, MetricsLog, TensorBoardLog, now_iso, peak_memory_mb
+from ganzoo.engine.stream import RealStream, preview_items
 from ganzoo.errors import RunStopped, UserError
 from ganzoo.evaluation import EvalContext, run_metrics
 from ganzoo.files import write_text
 from ganzoo.images import make_grid, save_png, to_float
 from ganzoo.model import set_growth
-from ganzoo.recipe import Recipe, dumps_toml, recipe_from_dict, recipe_to_dict
+from ganzoo.recipe import Recipe, dumps_toml, recipe_to_dict
 
 LABEL_BANK = 1024  # labels of this many real images are stored with each snapshot
-# Recipe keys a resumed run may change: they extend the run or change what it reports, never
-# its trajectory (or, for device and workers, only where it runs).
-RESUMABLE_CHANGES = ("train.kimg", "train.log_kimg", "train.sample_kimg", "train.snapshot_kimg",
-                     "train.keep_snapshots", "eval.", "run.out_dir", "run.device", "data.workers",
-                     "data.hint")
-
-
 def label_bank(dataset) -> torch.Tensor:
     """The first LABEL_BANK label vectors, from the dataset's label table when it has one."""
     table = getattr(dataset, "labels", None)
@@ -78,7 +64,7 @@ class Trainer:
         self.model = build.build_model(recipe, self.dataset.label_dim)
         self.losses = build.build_losses(recipe.losses)
         self.schedule = build.build_schedule(recipe)
-        self._check_batch_sizes()
+        preflight.check_batch_sizes(self)
         self.G = self.model.generator.to(self.device)
         self.D = self.model.discriminator.to(self.device)
         self.ema = EMA(self.G, recipe.ema.beta)
@@ -112,18 +98,6 @@ class Trainer:
         self.last_snapshot: Path | None = self.resume_from
         self.reals_written: set[int] = set()
         self.skipped_steps = 0
-
-    def _check_batch_sizes(self) -> None:
-        """Every batch size the schedule will use, checked now rather than at kimg 8,800."""
-        for phase in phases(self.schedule, self.recipe.train.kimg):
-            batch, where = phase.batch_size, f"{phase.resolution}px (from {phase.start_kimg:g} kimg)"
-            if batch % self.dist.world:
-                raise UserError(f"the batch size {batch} at {where} is not divisible by the "
-                                f"{self.dist.world} processes; change [schedule] batch_size or the process count")
-            try:
-                self.model.check_batch_size(batch // self.dist.world)
-            except ValueError as exc:
-                raise UserError(f"the batch size {batch} at {where} does not fit the model: {exc}") from None
 
     def _find_resume_point(self, resume: bool | str) -> Path | None:
         if not self.recipe.run.out_dir.strip():
@@ -185,7 +159,7 @@ class Trainer:
                     if _crossed(before, self.images, recipe.train.sample_kimg) or done:
                         self._write_samples()
                     if _crossed(before, self.images, recipe.train.snapshot_kimg) or done or stopping:
-                        self._save_snapshot()
+                        resume.save(self)
                     every = recipe.eval.every_kimg
                     if recipe.eval.metrics and (done or (every and _crossed(before, self.images, every))):
                         self._evaluate(state)
@@ -203,7 +177,7 @@ class Trainer:
                     self.tensorboard.close()
         # End: what was reached, and what to do next.
         if self.dist.is_main:
-            self._finish(time.perf_counter() - started)
+            runlog.finish(self, time.perf_counter() - started)
 
     def _make_out_dir(self) -> None:
         try:
@@ -221,13 +195,13 @@ class Trainer:
             sweep_temporaries(self.out_dir)
         if self.resume_from is not None:
             snapshot = Snapshot.read(self.resume_from)
-            self._check_resumable(snapshot)
-            self._load_snapshot(snapshot)
+            resume.check_resumable(self, snapshot)
+            resume.restore(self, snapshot)
             if self.dist.is_main:
                 self.metrics.truncate_after(self.kimg)
         else:
             if self.init_from:
-                self._init_weights(self.init_from)
+                resume.init_weights(self, self.init_from)
             if self.dist.is_main:
                 aside = self.metrics.set_aside()
                 if aside:
@@ -236,37 +210,7 @@ class Trainer:
             write_text(self.out_dir / "recipe.toml", dumps_toml(recipe_to_dict(self.recipe)))
             if self.recipe.log.tensorboard:
                 self.tensorboard = TensorBoardLog(self.out_dir / "tb")
-            self._banner()
-
-    def _banner(self) -> None:
-        count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
-        if self.device.type == "cuda":
-            props = torch.cuda.get_device_properties(self.device)
-            device = f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"
-        else:
-            device = f"cpu ({torch.get_num_threads()} threads)"
-        where = (f"resuming from '{self.resume_from}' at {self.kimg:.3f} kimg"
-                 if self.resume_from else "starting a new run")
-        self.console.print(
-            f"{where}\n  device {device}, precision {self.recipe.run.precision}"
-            f"{f', {self.dist.world} processes' if self.dist.enabled else ''}\n"
-            f"  G {count(self.G):,} parameters, D {count(self.D):,} parameters\n"
-            f"  data {self.recipe.data.dataset}: {len(self.dataset):,} images at "
-            f"{self.dataset.resolution}px\n  out_dir '{self.out_dir}', {self.recipe.train.kimg:g} kimg",
-            highlight=False, soft_wrap=True)
-
-    def _finish(self, seconds: float) -> None:
-        records = [r for r in self.metrics.records() if "D/total" in r]
-        last = records[-1] if records else {}
-        losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
-                           if "/" in k and isinstance(v, float))
-        self.console.print(
-            f"done: {self.kimg:.3f} kimg in {format_duration(seconds)}; samples and snapshots in "
-            f"'{self.out_dir}'\n  final losses: {losses or '-'}\n  last snapshot: '{self.last_snapshot}'\n"
-            f"  next: ganzoo sample {self.out_dir} --n 64 --out samples.png\n"
-            f"        ganzoo eval {self.out_dir} --metric swd\n"
-            f"        ganzoo run {self.out_dir / 'recipe.toml'} --resume --set train.kimg={2 * self.recipe.train.kimg:g}",
-            highlight=False, soft_wrap=True)
+            runlog.banner(self)
 
     # ------------------------------------------------------------------------------ one iteration
 
@@ -467,105 +411,6 @@ class Trainer:
                 self.tensorboard.scalars(record)
             self.console.print(f"eval at {self.kimg:.1f} kimg: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in results.items()))
-
-    # ------------------------------------------------------------------------------ snapshots
-
-    def _save_snapshot(self) -> None:
-        self._check_finite({})  # never a snapshot of non-finite weights
-        if not self.dist.is_main:
-            return
-        tensors = {}
-        for prefix, net in (("G", self.G), ("D", self.D), ("G_ema", self.ema.model)):
-            tensors.update(prefixed(prefix, net.state_dict()))
-        optim = {}
-        for side, optimizer in (("G", self.opt_G), ("D", self.opt_D)):
-            flat, optim[side] = optimizer_to_flat(optimizer)
-            tensors.update(prefixed(f"optim/{side}", flat))
-        rng, rng_meta = rng_tensors()
-        tensors.update(rng)
-        if self.dataset_labels is not None:  # real label combinations, for sampling later
-            tensors["data/labels"] = self.dataset_labels
-        resolution, alpha = self.growth
-        snapshot = Snapshot(
-            tensors=tensors, step=self.step, images=self.images,
-            growth={"resolution": resolution, "alpha": alpha, "phase": self.phase},
-            cursor=(self.stream.cursor.epoch, self.stream.cursor.position),
-            recipe_toml=dumps_toml(recipe_to_dict(self.recipe)),
-            data={"resolution": self.dataset.resolution,
-                  "attribute_names": list(self.dataset.attribute_names),
-                  "attribute_groups": list(self.dataset.attribute_groups)},
-            optim=optim, rng=rng_meta, versions=versions())
-        path = self.snapshot_dir / snapshot_name(self.images)
-        try:
-            snapshot.write(path)
-        except (OSError, SafetensorError) as exc:  # a full disk, a quota, a vanished mount
-            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-            raise UserError(f"cannot write snapshot '{path}' ({reason}); the earlier snapshots are "
-                            "intact; free space and continue with --resume") from None
-        self.last_snapshot = path
-        keep = self.recipe.train.keep_snapshots
-        if keep:  # only ever after a finite snapshot was written
-            for old in list_snapshots(self.snapshot_dir)[:-keep]:
-                old.unlink(missing_ok=True)
-
-    def _check_resumable(self, snapshot: Snapshot) -> None:
-        """The snapshot's recipe against this one: only keys that extend the run may differ."""
-        try:
-            before = recipe_to_dict(recipe_from_dict(tomllib.loads(snapshot.recipe_toml)))
-        except (tomllib.TOMLDecodeError, UserError) as exc:
-            raise UserError(f"checkpoint '{self.resume_from}': its recipe cannot be read ({exc})") from None
-        before, now = _flatten(before), _flatten(recipe_to_dict(self.recipe))
-        differing = [key for key in sorted(set(before) | set(now))
-                     if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES)]
-        if differing and not self.resume_anyway:
-            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
-            raise UserError(f"the recipe differs from the snapshot's in {shown}; a resumed run may "
-                            "only change its length, logging, snapshot and eval settings: revert "
-                            "them, or pass --resume-anyway to continue with the changed recipe")
-
-    def _init_weights(self, source: str) -> None:
-        """A new run from another run's G, D and G-EMA (fine-tuning): fresh optimizers and kimg."""
-        path = resolve_snapshot(source)
-        snapshot = Snapshot.read(path)
-        for what, net, prefix in (("generator", self.G, "G"), ("discriminator", self.D, "D"),
-                                  ("generator", self.ema.model, "G_ema")):
-            load_weights(net, snapshot.part(prefix), what, str(path))
-        self.console.print(f"initialised G, D and G-EMA from '{path}' ({snapshot.kimg:.3f} kimg there)")
-
-    def _load_snapshot(self, snapshot: Snapshot) -> None:
-        source = str(self.resume_from)
-        load_weights(self.G, snapshot.part("G"), "generator", source)
-        load_weights(self.D, snapshot.part("D"), "discriminator", source)
-        load_weights(self.ema.model, snapshot.part("G_ema"), "generator", source)
-        try:
-            optimizer_from_flat(self.opt_G, snapshot.part("optim/G"), snapshot.optim["G"])
-            optimizer_from_flat(self.opt_D, snapshot.part("optim/D"), snapshot.optim["D"])
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise UserError(f"checkpoint '{source}': its optimizer state does not fit this "
-                            f"recipe's optimizers ({exc})") from None
-        self.images, self.step = snapshot.images, snapshot.step
-        self.phase = snapshot.growth["phase"]
-        self.stream.cursor = Cursor(*snapshot.cursor)
-        self.stream.restart()
-        if self.dist.is_main:
-            restore_rng(snapshot.tensors, snapshot.rng)
-        else:  # only rank 0's generators are stored; the others continue from a derived seed
-            seed_everything(self.recipe.run.seed + self.dist.rank + self.images)
-
-
-def _flatten(table: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in table.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, path + "."))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for i, item in enumerate(value):
-                out.update(_flatten(item, f"{path}.{i}."))
-        else:
-            out[path] = value
-    return out
-
 
 def _crossed(before: int, after: int, interval_kimg: float) -> bool:
     step = max(1, round(interval_kimg * 1000))
