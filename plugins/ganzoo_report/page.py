@@ -70,7 +70,7 @@ def image_uri(path: Path, max_side: int) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _table(section: str, key: str) -> dict:
+def _table(section: dict, key: str) -> dict:
     value = section.get(key, {}) if isinstance(section, dict) else {}
     return value if isinstance(value, dict) else {}
 

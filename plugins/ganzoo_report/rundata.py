@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 SNAPSHOT = re.compile(r"snapshot-(\d+)\.safetensors")
 FAKES = re.compile(r"fakes-(\d+)\.png")
@@ -142,7 +142,7 @@ def read_snapshot(path: Path) -> SnapshotInfo:
     try:
         with safe_open(str(path), "pt") as handle:
             metadata = handle.metadata() or {}
-    except Exception:  # being written or damaged: the report still shows the rest
+    except (OSError, SafetensorError):  # rotated away or damaged: the report shows the rest
         return SnapshotInfo(path, None, {})
     try:
         kimg = float(metadata["kimg"])
