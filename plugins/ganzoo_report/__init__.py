@@ -1,0 +1,1 @@
+"""ganzoo plugin "report": `ganzoo report RUN_DIR`, one self-contained HTML page of a run."""
