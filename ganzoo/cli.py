@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preflight", action="store_true",
                      help="run a few iterations of every phase of the schedule, print speed, memory and "
                           "the estimated wall time, and exit; writes nothing")
+    run.add_argument("--preflight-iterations", type=int, default=3, metavar="N",
+                     help="iterations per phase in --preflight (the first warms caches up)")
     run.set_defaults(handler=commands.run)
 
     lister = _command(sub, "list", "list plugins, shipped recipes or a registry's entries",

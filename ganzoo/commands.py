@@ -58,7 +58,9 @@ def version_text() -> str:
 def run(args) -> None:
     recipe = load_recipe(args.recipe, args.overrides)
     if args.preflight:
-        preflight(Trainer(recipe, resume=True, console=Console(quiet=True)), console)
+        _positive(args.preflight_iterations, "--preflight-iterations")
+        preflight(Trainer(recipe, resume=True, console=Console(quiet=True)), console,
+                  iterations=args.preflight_iterations)
         return
     resume = args.resume or args.resume_anyway
     Trainer(recipe, resume=resume, resume_anyway=args.resume_anyway, init_from=args.init_from,
