@@ -104,6 +104,7 @@ class ReadyGenerator(torch.nn.Module):
         self.generator = model.generator.eval()
         self.family = model  # how G is fed (latent size, prior); not a submodule
         self.resolution, self.attribute_names = resolution, list(attribute_names)
+        self.eval()
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is None:
