@@ -279,16 +279,16 @@ def test_translation_in_a_stargan_run_and_from_its_checkpoint(tmp_path, capsys):
     code = main(["run", "recipes/stargan_toyfaces.toml",
                  "--set", f"run.out_dir={json.dumps(out.as_posix())}", "--set", "run.device=\"cpu\"",
                  "--set", "data.size=64", "--set", "model.conv_dim=4",
-                 "--set", "model.g_repeat_num=1", "--set", "train.kimg=0.08",
-                 "--set", "train.batch_size=8", "--set", "train.n_critic=1",
-                 "--set", "train.log_kimg=0.04", "--set", "train.sample_kimg=0.08",
-                 "--set", "train.snapshot_kimg=0.08", "--set", "train.sample_grid=4",
-                 "--set", "eval.metrics=[\"translation\"]", "--set", "eval.every_kimg=0.04",
+                 "--set", "model.g_repeat_num=1", "--set", "train.kimg=0.16",
+                 "--set", "train.n_critic=1",  # the recipe's own batch of 16
+                 "--set", "train.log_kimg=0.08", "--set", "train.sample_kimg=0.16",
+                 "--set", "train.snapshot_kimg=0.16", "--set", "train.sample_grid=4",
+                 "--set", "eval.metrics=[\"translation\"]", "--set", "eval.every_kimg=0.08",
                  "--set", "eval.num_images=6"])
     assert code == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if "translation/recognised" in r]
-    assert len(evals) == 2  # at 0.04 kimg and at the end
+    assert len(evals) == 2  # at 0.08 kimg and at the end
     assert evals[-1]["translation/translations"] == 6 * 4
     checkpoint = sorted((out / "checkpoints").glob("*.safetensors"))[-1]
     capsys.readouterr()
