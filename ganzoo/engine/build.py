@@ -38,17 +38,25 @@ def build_family(name: str, params: dict, resolution: int, label_dim: int) -> GA
 
 @attrs.frozen
 class LossTerm:
+    """One [[losses]] entry as the engine uses it: the plugin's loss object, whichever of the
+    contract's methods it has (a missing one contributes nothing)."""
+
     name: str  # the name logged: the loss name, made unique when a recipe repeats one
     weight: float
-    term: Any
+    loss: Any  # the registered loss, built from its table
 
     def discriminator_loss(self, ctx):
-        fn = getattr(self.term, "discriminator_loss", None)
+        fn = getattr(self.loss, "discriminator_loss", None)
         return fn(ctx) if fn is not None else None
 
     def generator_loss(self, ctx):
-        fn = getattr(self.term, "generator_loss", None)
+        fn = getattr(self.loss, "generator_loss", None)
         return fn(ctx) if fn is not None else None
+
+    def after_discriminator_step(self, discriminator) -> None:
+        hook = getattr(self.loss, "after_discriminator_step", None)
+        if hook is not None:
+            hook(discriminator)
 
 
 def build_losses(configs: list[LossConfig]) -> list[LossTerm]:

@@ -19,12 +19,10 @@ from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo.context import LossContext
-from ganzoo.engine import build, distributed
-from ganzoo.engine import resume
+from ganzoo.engine import build, distributed, preflight, resume, runlog
 from ganzoo.engine.checkpoint import Snapshot, list_snapshots, preserved_rng, seed_everything, sweep_temporaries
 from ganzoo.engine.ema import EMA
 from ganzoo.engine.guards import Preemption, RunLock
-from ganzoo.engine import preflight, runlog
 from ganzoo.engine.runlog import Console80, MetricsLog, TensorBoardLog, now_iso, peak_memory_mb
 from ganzoo.engine.stream import RealStream, preview_items
 from ganzoo.errors import RunStopped, UserError
@@ -35,6 +33,8 @@ from ganzoo.model import set_growth
 from ganzoo.recipe import Recipe, dumps_toml, recipe_to_dict
 
 LABEL_BANK = 1024  # labels of this many real images are stored with each snapshot
+
+
 def label_bank(dataset) -> torch.Tensor:
     """The first LABEL_BANK label vectors, from the dataset's label table when it has one."""
     table = getattr(dataset, "labels", None)
@@ -168,7 +168,8 @@ class Trainer:
                     if stopping:
                         raise RunStopped(
                             f"stopped by {stop.name} at {self.kimg:.3f} kimg; snapshot "
-                            f"'{self.last_snapshot}'; continue with: ganzoo run RECIPE --resume",
+                            f"'{self.last_snapshot}'; continue with: ganzoo run "
+                            f"{self.out_dir / 'recipe.toml'} --resume",
                             stop.exit_code)
             finally:
                 if out:
@@ -258,9 +259,7 @@ class Trainer:
             total.backward()
             self._step(self.opt_D, self.D, "D")
             for term in self.losses:
-                hook = getattr(term.term, "after_discriminator_step", None)
-                if hook is not None:
-                    hook(self.D)
+                term.after_discriminator_step(self.D)
         self.D.requires_grad_(False)
         try:
             inputs, _ = self.model.make_inputs(real, labels, target)
