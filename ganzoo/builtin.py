@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ganzoo.engine.schedule import FixedSchedule
 from ganzoo.hookspecs import hookimpl
 
 
@@ -53,6 +54,4 @@ def ganzoo_register_blocks(register):
 
 @hookimpl
 def ganzoo_register_schedules(register):
-    from ganzoo.engine.schedule import FixedSchedule
-
     register("fixed", FixedSchedule)

@@ -14,7 +14,7 @@ import inspect
 import os
 import traceback
 from pathlib import Path
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version as dist_version
 from typing import Any, Callable
 
 import attrs
@@ -63,9 +63,7 @@ class PluginState:
         self._loaded = True
         disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
         name, module_name = BUILTIN
-        from ganzoo import __version__
-
-        self._register(PluginInfo(name, module_name, "ganzoo", __version__),
+        self._register(PluginInfo(name, module_name, "ganzoo", dist_version("ganzoo")),
                        lambda: importlib.import_module(module_name))
         seen = {name}
         # First-party plugins first: a third party cannot take their names.
