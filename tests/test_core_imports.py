@@ -184,3 +184,23 @@ def test_public_api_check_catches_every_spelling():
         "uses ganzoo.engine, not in ganzoo.__all__",
     ], found
     assert [line for line, _ in found] == [3, 4, 5, 6, 9, 11, 12]
+
+
+OPTIONAL_IMPORTS = {"torch.utils.tensorboard"}  # imported only when a recipe asks for it ([log])
+
+
+def test_the_core_hides_no_import_circle_in_a_function():
+    """Every import in ganzoo/ is at module level, so an import circle could not hide in a
+    function body; only optional dependencies are imported where they are used."""
+    found = []
+    for path in sorted(CORE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and inner.module not in OPTIONAL_IMPORTS:
+                        found.append(f"{path.relative_to(ROOT)}:{inner.lineno} from {inner.module}")
+                    elif isinstance(inner, ast.Import):
+                        found.append(f"{path.relative_to(ROOT)}:{inner.lineno} import "
+                                     + ", ".join(a.name for a in inner.names))
+    assert not found, found
