@@ -161,7 +161,11 @@ def evaluate(args) -> None:
             results, _ = _evaluate_one(path, args, overrides)
             log.write({"snapshot": path.name, "kimg": Snapshot.read(path).kimg, **results})
             bar.advance(task)
-    rows = [r for r in log.records() if r.get("snapshot") in {s.name for s in snapshots}]
+    names, merged = {s.name for s in snapshots}, {}
+    for record in log.records():  # one row per snapshot: a later call's metrics join its row
+        if record.get("snapshot") in names:
+            merged.setdefault(record["snapshot"], {}).update(record)
+    rows = list(merged.values())
     if args.json:
         print(json.dumps(rows))
         return

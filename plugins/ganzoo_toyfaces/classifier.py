@@ -30,7 +30,7 @@ import ganzoo
 from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS, RENDER_VERSION
 
-__all__ = ["ATTRIBUTES", "AttributeClassifier", "VERSION", "cache_path", "heldout_accuracy",
+__all__ = ["ATTRIBUTES", "AttributeClassifier", "VERSION", "cache_path", "decide", "heldout_accuracy",
            "load_classifier", "one_thread", "train_classifier", "working_resolution"]
 
 VERSION = 1  # bump on any change to the network, its data or its training: it keys the cache
@@ -78,8 +78,14 @@ class AttributeClassifier(nn.Module):
         return images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embed(images)[1]
+
+    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, 128), logits (N, 7)) from one pass. The features are the last conv
+        block's activations averaged over positions, as Inception's pool3 is for FID: the
+        feature space of `toyfaces_fid`."""
         h = self.features(self.prepare(images))
-        return self.head(h.flatten(1))
+        return h.mean((2, 3)), self.head(h.flatten(1))
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -91,9 +97,14 @@ class AttributeClassifier(nn.Module):
                 else torch.zeros(0, len(ATTRIBUTES))
         finally:
             self.train(was)
-        labels = (logits > 0).float()
-        labels[:, _HAIR] = F.one_hot(logits[:, _HAIR].argmax(1), len(_HAIR)).float()
-        return labels
+        return decide(logits)
+
+
+def decide(logits: torch.Tensor) -> torch.Tensor:
+    """0/1 float attributes from logits (N, 7): logit > 0, and exactly one hair colour."""
+    labels = (logits > 0).float()
+    labels[:, _HAIR] = F.one_hot(logits[:, _HAIR].argmax(1), len(_HAIR)).float()
+    return labels
 
 
 @contextmanager

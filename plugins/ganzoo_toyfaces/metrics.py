@@ -24,20 +24,20 @@ from ganzoo_toyfaces.classifier import load_classifier, one_thread
 from ganzoo_toyfaces.dataset import ToyFaces
 from ganzoo_toyfaces.drawing import ATTRIBUTES, HAIR_COLOURS
 
-__all__ = ["AttributeAccuracy", "Translation"]
+__all__ = ["AttributeAccuracy", "Translation", "toyfaces_of"]
 
 LABEL_MODES = ("dataset", "each")
 
 
 # --- shared ----------------------------------------------------------------------------------
 
-def _toyfaces(ctx: ganzoo.EvalContext, metric: str):
-    """The run's dataset, which must be toyfaces with attributes."""
+def toyfaces_of(ctx: ganzoo.EvalContext, metric: str, attributes: bool = True):
+    """The run's dataset, which must be toyfaces (with attributes, unless `attributes` is False)."""
     if not isinstance(ctx.dataset, ToyFaces):
         raise ganzoo.UserError(f"{metric}: needs a run on the toyfaces dataset (its attribute "
                                f"classifier and ground truth are toyfaces'), got "
                                f"{type(ctx.dataset).__name__}")
-    if not ctx.attribute_names:
+    if attributes and not ctx.attribute_names:
         raise ganzoo.UserError(f"{metric}: the dataset has no attributes to check; set "
                                f"data.attributes (e.g. [\"blond_hair\", \"smiling\"])")
     return ctx.dataset
@@ -80,7 +80,7 @@ class AttributeAccuracy:
         self.labels = ganzoo.checks.one_of(labels, LABEL_MODES, "attribute_accuracy: labels")
 
     def __call__(self, ctx: ganzoo.EvalContext) -> dict[str, float]:
-        faces = _toyfaces(ctx, "attribute_accuracy")
+        faces = toyfaces_of(ctx, "attribute_accuracy")
         if ctx.model.translates:
             raise ganzoo.UserError("attribute_accuracy: this model translates images; measure it "
                                    "with the `translation` metric")
@@ -149,7 +149,7 @@ class Translation:
         self.num_images = ganzoo.checks.count(num_images, "translation: num_images")
 
     def __call__(self, ctx: ganzoo.EvalContext) -> dict[str, float]:
-        faces = _toyfaces(ctx, "translation")
+        faces = toyfaces_of(ctx, "translation")
         if not ctx.model.translates:
             raise ganzoo.UserError("translation: needs an image-translation model (e.g. stargan); "
                                    "measure a conditional generator with `attribute_accuracy`")

@@ -14,6 +14,7 @@ def ganzoo_register_datasets(register):
 
 @ganzoo.hookimpl
 def ganzoo_register_metrics(register):
+    from ganzoo_toyfaces.fid import ToyfacesFID
     from ganzoo_toyfaces.metrics import AttributeAccuracy, Translation
 
     register("attribute_accuracy", AttributeAccuracy,
@@ -22,3 +23,6 @@ def ganzoo_register_metrics(register):
     register("translation", Translation,
              summary="toyfaces: held-out faces translated per attribute: classifier-recognised "
                      "share and L1 to the rendered ground truth (vs. identity baseline)")
+    register("toyfaces_fid", ToyfacesFID,
+             summary="toyfaces: Fréchet distance in the attribute classifier's features, beside "
+                     "the real-vs-real floor; attribute marginals of generated vs real images")
