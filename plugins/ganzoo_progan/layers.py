@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from ganzoo import checks
 from torch import nn
 
+from ganzoo_progan.kernels import fused_pixelnorm
+
 SQRT2 = math.sqrt(2.0)  # He's gain for (leaky) ReLU layers; section 4.1 uses it by default
 
 
@@ -44,6 +46,11 @@ class EqualizedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight * self.scale, self.bias)
+
+    def forward_unscaled(self, x: torch.Tensor) -> torch.Tensor:
+        """conv(x, weight) without scale and bias, for a consumer that applies both in its own
+        pass (G's fused bias + lrelu + pixelnorm): conv(x, w * c) + b = c * conv(x, w) + b."""
+        return self._conv_forward(x, self.weight, None)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", gain={self.gain:.4g}, scale={self.scale:.4g}"
@@ -85,7 +92,7 @@ class PixelNorm(nn.Module):
         self.eps = float(eps)  # section 4.2: epsilon = 1e-8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+        return fused_pixelnorm(x, eps=self.eps)  # a Triton kernel on CUDA, the formula elsewhere
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}"
