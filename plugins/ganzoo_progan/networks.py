@@ -47,7 +47,7 @@ class _Growing(nn.Module):
         super().__init__()
         self.resolution = resolution  # the target
         self.max_level = int(math.log2(resolution)) - 2
-        self.level, self.alpha = self.max_level, 1.0
+        self.level, self.alpha, self.fading = self.max_level, 1.0, False
         # alpha as a tensor too: a compiled forward reads its value instead of baking a Python
         # float into the graph, so a fade does not recompile every iteration. Not persistent:
         # snapshots keep their keys (the schedule restores alpha).
@@ -66,10 +66,7 @@ class _Growing(nn.Module):
             raise ganzoo.UserError("progan: nothing to fade in at 4x4 (alpha must be 1)")
         self.level, self.alpha = int(math.log2(resolution)) - 2, alpha
         self.alpha_t.fill_(alpha)
-
-    @property
-    def fading(self) -> bool:
-        return self.alpha < 1.0
+        self.fading = alpha < 1.0  # what forward reads (a float read there would be guarded on)
 
     def _weight(self, like: torch.Tensor) -> torch.Tensor:
         return self.alpha_t.to(like.dtype)  # lerp wants its weight in the images' dtype (bf16)
