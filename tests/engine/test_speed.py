@@ -8,6 +8,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -131,3 +135,17 @@ def test_bad_speed_keys_are_user_errors(override, key):
 def test_auto_means_cuda_only():
     assert speed.enabled("auto", torch.device("cuda")) and not speed.enabled("auto", torch.device("cpu"))
     assert speed.enabled(True, torch.device("cpu")) and not speed.enabled(False, torch.device("cuda"))
+
+
+def test_the_gpu_table_runs_in_ci_size(tmp_path):
+    """benchmarks/gpu.sh's table, CI-sized on the CPU: every section written, ratios present."""
+    out = tmp_path / "results.md"
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_table.py", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1",
+                               "GANZOO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    for section in ("## pixelnorm", "## equalized_conv2d", "## ProGAN G+D step"):
+        assert section in text
+    assert "| 8 | 8 | eager fp32 |" in text and "x |" in text
