@@ -60,12 +60,12 @@ class Compiled:
         return out
 
 
-def _wrap_ddp(net, device: torch.device):
+def _wrap_ddp(net):
     # Only a growing network leaves layers unused (those of other stages); a fixed one uses
     # every parameter every step, so DDP need not search the graph for unused ones.
-    grows = hasattr(net, "set_growth")
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=grows)
+    # static_graph is not set: D runs two or three times per step (scores, penalty), and a
+    # growing network's graph changes with every stage.
+    return DistributedDataParallel(net, find_unused_parameters=hasattr(net, "set_growth"))
 
 
 def apply(trainer) -> None:
@@ -83,8 +83,8 @@ def apply(trainer) -> None:
             net.to(memory_format=torch.channels_last)
     trainer.G_train, trainer.D_train = trainer.G, trainer.D
     if trainer.dist.enabled:
-        trainer.G_train = _wrap_ddp(trainer.G, device)
-        trainer.D_train = _wrap_ddp(trainer.D, device)
+        trainer.G_train = _wrap_ddp(trainer.G)
+        trainer.D_train = _wrap_ddp(trainer.D)
     trainer.D_score = trainer.D_train
     if enabled(run.compile, device):
         import torch._dynamo  # noqa: PLC0415 - loaded only when compiling
