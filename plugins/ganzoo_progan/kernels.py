@@ -85,7 +85,7 @@ if triton is not None:
         tl.store(Y + offs, (y * r[None, :]).to(Y.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _backward_kernel(X, B, G, GX, GB, C, P, blocks, sn, sc, sp, scale, slope, eps,
+    def _backward_kernel(X, B, G, GX, GB, C, P, blocks, sn, sc, sp, gn, gc, gp, scale, slope, eps,
                          HAS_BIAS: tl.constexpr, ACT: tl.constexpr, F64: tl.constexpr,
                          BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
         pid = tl.program_id(0)
@@ -95,7 +95,8 @@ if triton is not None:
         mask = (offs_c[:, None] < C) & (offs_p[None, :] < P)
         offs = n * sn + offs_c[:, None].to(tl.int64) * sc + offs_p[None, :].to(tl.int64) * sp
         pre, y = _load_pre(X, B, offs, offs_c, mask, scale, slope, C, HAS_BIAS, ACT, F64)
-        g = tl.load(G + offs, mask=mask, other=0.0)
+        goffs = n * gn + offs_c[:, None].to(tl.int64) * gc + offs_p[None, :].to(tl.int64) * gp
+        g = tl.load(G + goffs, mask=mask, other=0.0)
         g = g.to(tl.float64) if F64 else g.to(tl.float32)
         r = 1.0 / tl.sqrt(tl.sum(y * y, axis=0) / C + eps)
         dot = tl.sum(g * y, axis=0) / C
@@ -146,10 +147,10 @@ class _Fused(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph: the double backward goes through torch ops
             gx, gbias = _grad_torch(x, bias, grad, scale, slope, eps)
             return gx, gbias, None, None, None
-        grad = grad.contiguous(memory_format=_format(x))
+        if _layout(grad) is None:
+            grad = grad.contiguous(memory_format=_format(x))
         n, c, p, sn, sc, sp = _layout(x)
-        gn, gc, gp, gsn, gsc, gsp = _layout(grad)
-        assert (gsn, gsc, gsp) == (sn, sc, sp), "grad and input layouts differ"
+        gsn, gsc, gsp = _layout(grad)[3:]
         block_c, block_p, blocks = _launch_shape(c, p)
         gx = torch.empty_like(x)
         partial = (torch.empty(n * blocks, block_c, device=x.device, dtype=torch.float64
@@ -157,7 +158,7 @@ class _Fused(torch.autograd.Function):
                    if bias is not None else x)
         _backward_kernel[(n * blocks,)](
             x, bias if bias is not None else x, grad, gx, partial, c, p, blocks, sn, sc, sp,
-            float(scale), float(slope or 0.0), float(eps),
+            gsn, gsc, gsp,            float(scale), float(slope or 0.0), float(eps),
             HAS_BIAS=bias is not None, ACT=slope is not None, F64=x.dtype == torch.float64,
             BLOCK_C=block_c, BLOCK_P=block_p, num_warps=4 if block_c * block_p <= 2048 else 8)
         gbias = partial[:, :c].sum(0).to(bias.dtype) if bias is not None else None

@@ -64,6 +64,18 @@ INTERPRETED = textwrap.dedent("""
     want = torch.autograd.grad(eager(x, b, 0.5, 0.2).square().sum(), [x, b])
     for a, w in zip(got, want):
         torch.testing.assert_close(a, w, rtol=1e-4, atol=1e-5)
+    # upstream grads in another layout (contiguous against channels_last) and expanded (.sum())
+    w = torch.randn(3, 6, 4, 4)
+    out = fused_pixelnorm(x, b, 0.5, 0.2, impl="triton")
+    got = torch.autograd.grad((out * w).sum() + out.sum(), [x, b])
+    ref = eager(x, b, 0.5, 0.2)
+    want = torch.autograd.grad((ref * w).sum() + ref.sum(), [x, b])
+    for a, v in zip(got, want):
+        torch.testing.assert_close(a, v, rtol=1e-4, atol=1e-5)
+    y = torch.randn(2, 5, 3, 3, requires_grad=True)
+    (gy,) = torch.autograd.grad(fused_pixelnorm(y, None, 1.0, 0.2, impl="triton").sum(), [y])
+    (wy,) = torch.autograd.grad(eager(y, None, 1.0, 0.2).sum(), [y])
+    torch.testing.assert_close(gy, wy, rtol=1e-4, atol=1e-5)
     print("interpreted kernels ok")
 """)
 
@@ -84,7 +96,7 @@ def test_kernels_compile_for_sm90():
     from triton.compiler import ASTSource
 
     pointers = {"X", "B", "Y", "G", "GX", "GB"}
-    integers = {"C", "P", "blocks", "sn", "sc", "sp"}
+    integers = {"C", "P", "blocks", "sn", "sc", "sp", "gn", "gc", "gp"}
     for fn in (kernels._forward_kernel, kernels._backward_kernel):
         names = list(inspect.signature(fn.fn).parameters)
         for dtype in ("fp32", "bf16"):
