@@ -27,6 +27,11 @@ class EqualizedConv2d(nn.Conv2d):
     the same speed. The scale multiplies the weight inside `forward`, not the activations; the
     bias starts at zero and is not scaled. Gain sqrt(2) before a (leaky) ReLU, 1 for linear
     outputs (toRGB, the critic's last layer).
+
+    Cost: `weight * scale` is one weight-sized multiply per call (and one in the backward),
+    measured within noise of `nn.Conv2d` on CPU (benchmarks/, `gpu.sh` measures the GPU). G's
+    blocks on CUDA skip it: they call `forward_unscaled` and fold the scale into the fused
+    bias + lrelu + pixelnorm kernel, since conv(x, c * w) = c * conv(x, w).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,

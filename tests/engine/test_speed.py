@@ -57,8 +57,9 @@ def test_a_fade_compiles_once_and_every_new_stage_once(side):
     assert counter.frame_count == 3
 
 
-def _trainer(tmp_path, compile, name):
+def _trainer(tmp_path, compile, name, precision="fp32"):
     overrides = [f'run.out_dir="{tmp_path / name}"', 'run.device="cpu"', f"run.compile={compile}",
+                 f'run.precision="{precision}"',
                  "data.resolution=8", 'schedule.stabilize_kimg={"4"=0.016}',
                  'schedule.fade_kimg={"8"=0.032}', *TINY]
     return Trainer(load_recipe("recipes/progan_toyfaces.toml", overrides))
@@ -95,6 +96,21 @@ def test_compiled_steps_equal_eager_steps_and_the_penalty_critic_stays_eager(tmp
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     # G compiled once per (stage, grad mode): 4x4 and the fade, with and without grad.
     assert compiled.G_train.compiles == 4 and compiled.G_train.compile_seconds > 0
+
+
+def test_bf16_steps_track_fp32_through_the_fade_penalty_and_drift(tmp_path):
+    """bf16 autocast (CPU here; the same code path on CUDA): the fade's alpha tensor, the
+    penalty's double backward and the drift term run, and the losses track fp32's (bf16 keeps
+    8 bits of mantissa: 5% on the first steps)."""
+    fp32, _ = _steps(_trainer(tmp_path, "false", "fp32"), 4)
+    bf16_trainer = _trainer(tmp_path, "false", "bf16", precision="bf16")
+    bf16, params = _steps(bf16_trainer, 4)
+    assert bf16_trainer.growth[1] < 1  # the last steps were in the fade
+    assert all(torch.isfinite(p).all() for p in params)
+    for a, b in zip(fp32[:2], bf16[:2]):
+        for key in ("D/wasserstein", "D/gradient_penalty", "G/wasserstein"):
+            assert b[key] == pytest.approx(a[key], rel=5e-2, abs=5e-2), key
+    assert all(set(b) == set(a) for a, b in zip(fp32, bf16))
 
 
 def _spy(fn, calls):
