@@ -75,6 +75,8 @@ def pixelnorm_rows(clock: Clock, shapes, cuda: bool):
             if cuda:
                 impls["torch.compile"] = torch.compile(lambda x: reference_pixelnorm(x, bias, slope))
                 impls["triton"] = lambda x: kernels.fused_pixelnorm(x, bias, 1.0, slope, impl="triton")
+                impls["triton, channels_last input"] = lambda x: kernels.fused_pixelnorm(
+                    x.contiguous(memory_format=torch.channels_last), bias, 1.0, slope, impl="triton")
             for name, fn in impls.items():
                 if clock.left() < 5:
                     rows.append(f"| {op} | {tuple(shape)} | {name} | skipped (time) | | | |")
@@ -133,7 +135,9 @@ def step_rows(clock: Clock, resolutions, *, width, batch_for, modes, tmp: Path):
             continue
         precision = "bf16" if "bf16" in mode else "fp32"
         trainer = make_trainer(res, tmp / f"{res}-{mode.replace(' ', '_')}", device=clock.device.type,
-                               width=width, batch=batch, compile=compiled, precision=precision)
+                               width=width, batch=batch, compile=compiled, precision=precision,
+                               channels_last=False if "NCHW" in mode else True if "channels_last" in mode
+                               else "auto")
         engine, reference = step_functions(trainer, res, batch)
         fn = reference if mode == "reference" else engine
         started = time.perf_counter()
@@ -173,11 +177,12 @@ def main(argv=None) -> int:
         pn_shapes = [(64, 512, 32, 32), (16, 128, 128, 128), (4, 16, 1024, 1024)]
         conv_shapes = [(16, 512, 8, 8), (16, 512, 32, 32), (16, 256, 64, 64), (16, 128, 128, 128), (6, 32, 512, 512)]
         resolutions, width, batch_for = RESOLUTIONS, PAPER_WIDTH, paper_batch
-        modes = ("eager fp32", "compiled fp32", "eager bf16", "compiled bf16")
+        modes = ("eager fp32", "eager fp32 NCHW", "compiled fp32", "eager bf16", "compiled bf16")
     else:
         name = platform.processor() or platform.machine()
         pn_shapes, conv_shapes = [(4, 24, 4, 4), (2, 16, 16, 16)], [(2, 16, 8, 8)]
-        resolutions, width, batch_for, modes = (4, 8), DEMO_WIDTH, (lambda r: 8), ("eager fp32",)
+        resolutions, width, batch_for = (4, 8), DEMO_WIDTH, (lambda r: 8)
+        modes = ("eager fp32", "eager fp32 channels_last")
     versions = f"torch {torch.__version__}, triton {getattr(kernels.triton, '__version__', 'absent')}"
     out = [f"# GPU benchmark: {name}", "", f"{versions}, {os.cpu_count()} CPUs, budget {args.budget:.0f} s, "
            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]

@@ -87,8 +87,7 @@ def apply(trainer) -> None:
         trainer.D_train = _wrap_ddp(trainer.D)
     trainer.D_score = trainer.D_train
     if enabled(run.compile, device):
-        import torch._dynamo  # noqa: PLC0415 - loaded only when compiling
-        config = torch._dynamo.config
+        config = torch._dynamo.config  # torch loads dynamo lazily, on this first use
         for name in ("recompile_limit", "cache_size_limit"):  # renamed across torch versions
             if hasattr(config, name):
                 setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))

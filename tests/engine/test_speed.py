@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import attrs
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -96,6 +97,22 @@ def test_compiled_steps_equal_eager_steps_and_the_penalty_critic_stays_eager(tmp
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     # G compiled once per (stage, grad mode): 4x4 and the fade, with and without grad.
     assert compiled.G_train.compiles == 4 and compiled.G_train.compile_seconds > 0
+
+
+def test_channels_last_steps_equal_contiguous_ones(tmp_path):
+    """channels_last = true (the CUDA default) on CPU: the same steps within float rounding."""
+    plain, params = _steps(_trainer(tmp_path, "false", "nchw"), 3)
+    trainer = _trainer(tmp_path, "false", "nhwc")
+    trainer.recipe = attrs.evolve(trainer.recipe, run=attrs.evolve(trainer.recipe.run, channels_last=True))
+    speed.apply(trainer)
+    conv = trainer.G.first_conv.conv.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    nhwc, params_nhwc = _steps(trainer, 3)
+    for a, b in zip(plain, nhwc):
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+    for a, b in zip(params, params_nhwc):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
 
 
 def test_bf16_steps_track_fp32_through_the_fade_penalty_and_drift(tmp_path):
