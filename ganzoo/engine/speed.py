@@ -39,7 +39,7 @@ def needs_eager(images: torch.Tensor) -> bool:
 class Compiled:
     """torch.compile(module), counting the calls that compiled a new graph and their time."""
 
-    backend = "inductor"  # tests swap in a cheaper one
+    backend = "inductor"  # a class attribute: a debugging backend ("aot_eager") can replace it
 
     def __init__(self, module, name: str, console=None):
         self.module, self.name, self.console = module, name, console
@@ -47,7 +47,7 @@ class Compiled:
         self.compiles, self.compile_seconds = 0, 0.0
 
     def __call__(self, *args, **kwargs):
-        from torch._dynamo.utils import counters  # noqa: PLC0415 - torch's private counters, loaded with dynamo
+        counters = torch._dynamo.utils.counters  # loaded by torch.compile above
         before = counters["stats"]["unique_graphs"]
         started = time.perf_counter()
         out = self.fn(*args, **kwargs)
