@@ -5,6 +5,8 @@ Run: make bench   (or: python -m pytest benchmarks/bench_kernels.py --benchmark-
 
 Groups pair a ganzoo kernel with its plain reference of the same shape:
 - pixelnorm:        registered `pixelnorm`  vs  x / sqrt(mean(x**2) + eps) written out
+- fused (CUDA):     G's bias + lrelu + pixelnorm as the Triton kernel and as torch.compile of the
+                    formula, vs the formula in eager torch; achieved GB/s in extra_info
 - equalized_conv2d: registered `equalized_conv2d`  vs  nn.Conv2d (the cost of equalized lr)
 - minibatch_stddev: registered `minibatch_stddev`  vs  a per-group Python loop
 Shapes are those of a ProGAN at 64x64 with the paper's widths (fmap_base 8192) on the GPU and
@@ -20,6 +22,8 @@ import torch
 from torch import nn
 
 import ganzoo
+from ganzoo_progan import kernels
+from steps import reference_pixelnorm
 
 DEVICE = torch.device(os.environ.get("GANZOO_BENCH_DEVICE", "cpu"))
 BATCH = 64 if DEVICE.type == "cuda" else 16
@@ -89,3 +93,19 @@ def test_minibatch_stddev(benchmark, impl):
     x = torch.randn(shape, device=DEVICE, requires_grad=True)
     torch.testing.assert_close(fn(x), _reference_mbstd(x), rtol=1e-5, atol=1e-5)
     benchmark(_fwd_bwd(fn, x))
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="Triton and inductor kernels: CUDA only")
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("impl", ["triton", "compiled", "reference"])
+def test_fused_bias_lrelu_pixelnorm(benchmark, shape, impl):
+    benchmark.group = f"bias+lrelu+pixelnorm {shape} ({impl if impl != 'reference' else 'eager'})"
+    x = torch.randn(shape, device=DEVICE, requires_grad=True)
+    bias = torch.randn(shape[1], device=DEVICE)
+    formula = lambda t: reference_pixelnorm(t, bias, 0.2)  # noqa: E731
+    fn = {"triton": lambda t: kernels.fused_pixelnorm(t, bias, 1.0, 0.2, impl="triton"),
+          "compiled": torch.compile(formula), "reference": formula}[impl]
+    torch.testing.assert_close(fn(x), formula(x), rtol=1e-5, atol=1e-5)
+    benchmark(_fwd_bwd(fn, x))
+    if benchmark.stats is not None:  # fwd reads x, writes y; bwd reads x, dy, writes dx
+        benchmark.extra_info["GB/s"] = 5 * x.numel() * 4 / benchmark.stats.stats.mean / 1e9

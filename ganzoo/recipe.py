@@ -23,6 +23,7 @@ from ganzoo.structure import params_field, structure
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "precision": ("fp32", "bf16"),
+    "switch": ("auto", True, False),
     "optimizer": ("adam", "adamw", "rmsprop", "sgd"),
 }
 
@@ -61,6 +62,11 @@ class RunConfig:
     seed: int = attrs.field(default=0, validator=_check(_seed))
     device: str = attrs.field(default="auto", validator=_one_of("device"))
     precision: str = attrs.field(default="fp32", validator=_one_of("precision"))
+    # Speed (ganzoo.engine.speed): none changes what is computed beyond float rounding.
+    compile: str | bool = attrs.field(default="auto", validator=_one_of("switch"))  # torch.compile G and D's scores; "auto": on CUDA
+    channels_last: str | bool = attrs.field(default="auto", validator=_one_of("switch"))  # NHWC memory format; "auto": on CUDA
+    threads: int = attrs.field(default=0, validator=_non_negative)  # torch's CPU threads; 0: torch's default
+    tf32: bool = True  # CUDA Ampere+: fp32 matmuls/convs on TF32 tensor cores; false for full fp32
 
 
 @attrs.frozen

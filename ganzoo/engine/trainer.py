@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo.context import LossContext
-from ganzoo.engine import build, distributed, preflight, resume, runlog
+from ganzoo.engine import build, distributed, preflight, resume, runlog, speed
 from ganzoo.engine.checkpoint import Snapshot, list_snapshots, preserved_rng, seed_everything, sweep_temporaries
 from ganzoo.engine.ema import EMA
 from ganzoo.engine.guards import Preemption, RunLock
@@ -71,11 +70,7 @@ class Trainer:
         self.opt_G = build.build_optimizer(recipe.optim.generator, self.G.parameters())
         self.opt_D = build.build_optimizer(recipe.optim.discriminator, self.D.parameters())
         self.base_lr = (recipe.optim.generator.lr, recipe.optim.discriminator.lr)
-        self.G_train, self.D_train = self.G, self.D
-        if self.dist.enabled:  # growing networks leave layers unused at early stages
-            kwargs = {"find_unused_parameters": True}
-            self.G_train = DistributedDataParallel(self.G, **kwargs)
-            self.D_train = DistributedDataParallel(self.D, **kwargs)
+        speed.apply(self)  # sets G_train, D_train (eager, for penalties) and D_score: DDP, compile
 
         workers = recipe.data.workers
         if workers < 0:  # in-memory datasets need no workers
@@ -301,8 +296,9 @@ class Trainer:
             return self.G_train(inputs, labels)
 
     def _critic(self, images, labels=None):
+        net = self.D_train if speed.needs_eager(images) else self.D_score
         with self.autocast:
-            return self.D_train(images, labels)
+            return net(images, labels)
 
     def _sum_terms(self, ctx, method: str, side: str, logged: dict) -> torch.Tensor:
         share = self.recipe.train.n_critic if side == "D" else 1  # D's terms: mean over its steps

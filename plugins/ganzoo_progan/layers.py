@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from ganzoo import checks
 from torch import nn
 
+from ganzoo_progan.kernels import fused_pixelnorm
+
 SQRT2 = math.sqrt(2.0)  # He's gain for (leaky) ReLU layers; section 4.1 uses it by default
 
 
@@ -25,6 +27,11 @@ class EqualizedConv2d(nn.Conv2d):
     the same speed. The scale multiplies the weight inside `forward`, not the activations; the
     bias starts at zero and is not scaled. Gain sqrt(2) before a (leaky) ReLU, 1 for linear
     outputs (toRGB, the critic's last layer).
+
+    Cost: `weight * scale` is one weight-sized multiply per call (and one in the backward),
+    measured within noise of `nn.Conv2d` on CPU (benchmarks/, `gpu.sh` measures the GPU). G's
+    blocks on CUDA skip it: they call `forward_unscaled` and fold the scale into the fused
+    bias + lrelu + pixelnorm kernel, since conv(x, c * w) = c * conv(x, w).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -44,6 +51,11 @@ class EqualizedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight * self.scale, self.bias)
+
+    def forward_unscaled(self, x: torch.Tensor) -> torch.Tensor:
+        """conv(x, weight) without scale and bias, for a consumer that applies both in its own
+        pass (G's fused bias + lrelu + pixelnorm): conv(x, w * c) + b = c * conv(x, w) + b."""
+        return self._conv_forward(x, self.weight, None)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", gain={self.gain:.4g}, scale={self.scale:.4g}"
@@ -85,7 +97,7 @@ class PixelNorm(nn.Module):
         self.eps = float(eps)  # section 4.2: epsilon = 1e-8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+        return fused_pixelnorm(x, eps=self.eps)  # a Triton kernel on CUDA, the formula elsewhere
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}"

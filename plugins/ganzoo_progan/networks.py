@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from ganzoo import checks
 from torch import nn
 
+from ganzoo_progan.kernels import fused_pixelnorm, triton_available
 from ganzoo_progan.layers import (SQRT2, EqualizedConv2d, EqualizedLinear, MinibatchStddev,
-                                  downscale2d, upscale2d)
+                                  PixelNorm, downscale2d, upscale2d)
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 LEAK = 0.2  # appendix A.1: "leaky ReLU with leakiness 0.2 in all layers of both networks"
@@ -46,7 +47,11 @@ class _Growing(nn.Module):
         super().__init__()
         self.resolution = resolution  # the target
         self.max_level = int(math.log2(resolution)) - 2
-        self.level, self.alpha = self.max_level, 1.0
+        self.level, self.alpha, self.fading = self.max_level, 1.0, False
+        # alpha as a tensor too: a compiled forward reads its value instead of baking a Python
+        # float into the graph, so a fade does not recompile every iteration. Not persistent:
+        # snapshots keep their keys (the schedule restores alpha).
+        self.register_buffer("alpha_t", torch.ones(()), persistent=False)
 
     @property
     def current_resolution(self) -> int:
@@ -60,6 +65,11 @@ class _Growing(nn.Module):
         if resolution == 4 and alpha < 1.0:
             raise ganzoo.UserError("progan: nothing to fade in at 4x4 (alpha must be 1)")
         self.level, self.alpha = int(math.log2(resolution)) - 2, alpha
+        self.alpha_t.fill_(alpha)
+        self.fading = alpha < 1.0  # what forward reads (a float read there would be guarded on)
+
+    def _weight(self, like: torch.Tensor) -> torch.Tensor:
+        return self.alpha_t.to(like.dtype)  # lerp wants its weight in the images' dtype (bf16)
 
     def extra_repr(self) -> str:
         return (f"resolution={self.resolution}, current={self.current_resolution}, "
@@ -75,6 +85,10 @@ class _GBlock(nn.Module):
         self.norm = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.norm, PixelNorm) and triton_available(x):
+            # One Triton pass for scale, bias, lrelu and pixelnorm (ganzoo_progan.kernels).
+            return fused_pixelnorm(self.conv.forward_unscaled(x), self.conv.bias, self.conv.scale,
+                                   LEAK, self.norm.eps)
         return self.norm(_lrelu(self.conv(x)))
 
 
@@ -115,14 +129,17 @@ class ProGANGenerator(_Growing):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         # `labels` is accepted for the engine's calling convention; unconditional for now.
         x = self.latent_norm(z.reshape(z.shape[0], -1))
-        x = self.dense(x).reshape(z.shape[0], -1, 4, 4) + self.dense_bias.reshape(1, -1, 1, 1)
-        x = self.first_conv(self.dense_norm(_lrelu(x)))
-        fading = self.alpha < 1.0
+        x = self.dense(x).reshape(z.shape[0], -1, 4, 4)
+        if isinstance(self.dense_norm, PixelNorm) and triton_available(x):
+            x = fused_pixelnorm(x, self.dense_bias, 1.0, LEAK, self.dense_norm.eps)
+        else:
+            x = self.dense_norm(_lrelu(x + self.dense_bias.reshape(1, -1, 1, 1)))
+        x = self.first_conv(x)
         for k in range(1, self.level + 1):
-            if fading and k == self.level:
+            if self.fading and k == self.level:
                 old = upscale2d(self.to_rgb[k - 1](x))
                 new = self.to_rgb[k](self.blocks[k - 1](upscale2d(x)))
-                return torch.lerp(old, new, self.alpha)
+                return torch.lerp(old, new, self._weight(new))
             x = self.blocks[k - 1](upscale2d(x))
         return self.to_rgb[self.level](x)
 
@@ -166,9 +183,9 @@ class ProGANDiscriminator(_Growing):
         k = self.level
         x = self.blocks[k - 1](_lrelu(self.from_rgb[k](images))) if k else \
             _lrelu(self.from_rgb[0](images))
-        if k and self.alpha < 1.0:
+        if k and self.fading:
             old = _lrelu(self.from_rgb[k - 1](downscale2d(images)))
-            x = torch.lerp(old, x, self.alpha)
+            x = torch.lerp(old, x, self._weight(x))
         for j in range(k - 1, 0, -1):
             x = self.blocks[j - 1](x)
         if self.mbstd is not None:
