@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ganzoo run recipes/progan_toyfaces.toml --resume  # a second `make demo` continues or reports the finished run
 
+# One intra-op thread unless asked otherwise: the suite's tensors are small, and on a shared
+# 2-core machine two threads ran many times slower (README, Speed).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -q
