@@ -28,6 +28,7 @@ from ganzoo.images import write_images
 from ganzoo.model import parse_attributes
 from ganzoo.plugins import plugins, registry
 from ganzoo.recipe import find_recipe, load_recipe, shipped_recipes
+from ganzoo.registry import singular_kind
 
 # Piped output is not cut to 80 columns: scripts and logs get whole names.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -86,7 +87,7 @@ def list_entries(args) -> None:
             dist = f"{info.distribution} {info.version}" if info.distribution else "-"
             status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
                 info.status, f"[red]broken[/]: {escape(info.error or '')}")
-            counts = ", ".join(f"{n} {k if n != 1 else k.rstrip('s')}" for k, n in info.counts.items() if n) or "-"
+            counts = ", ".join(f"{n} {k if n != 1 else singular_kind(k)}" for k, n in info.counts.items() if n) or "-"
             table.add_row(escape(info.name), status, escape(dist), escape(info.module), counts)
         console.print(table)
         return

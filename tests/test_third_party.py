@@ -73,6 +73,8 @@ def test_listed_with_its_distribution(installed):
     assert "lsgan_example" in row and "ganzoo-lsgan-example" in row
     plugins = ganzoo(installed, "list", "plugins").stdout
     assert "ganzoo-lsgan-example 0.3.0" in plugins
+    row = next(line for line in plugins.splitlines() if "ganzoo-lsgan-example" in line)
+    assert "1 loss" in row and "1 losses" not in row and "1 losse " not in row  # singular for one
 
 
 def test_trains_in_a_dcgan_recipe(installed, small_recipe, tmp_path):
