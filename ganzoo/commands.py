@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ganzoo import checks
 from ganzoo.engine import build
 from ganzoo.engine.checkpoint import Snapshot, list_snapshots
 from ganzoo.engine.inference import export_generator, load_run, resolve_snapshot, sample_checkpoint
@@ -35,11 +36,6 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 1000)
 
 
-def _positive(value: int, flag: str) -> None:
-    if value < 1:
-        raise UserError(f"{flag} must be at least 1, got {value}")
-
-
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
@@ -59,7 +55,7 @@ def version_text() -> str:
 def run(args) -> None:
     recipe = load_recipe(args.recipe, args.overrides)
     if args.preflight:
-        _positive(args.preflight_iterations, "--preflight-iterations")
+        checks.count(args.preflight_iterations, "--preflight-iterations")
         preflight(Trainer(recipe, resume=True, console=Console(quiet=True)), console,
                   iterations=args.preflight_iterations)
         return
@@ -123,8 +119,8 @@ def init(args) -> None:
 
 
 def sample(args) -> None:
-    _positive(args.n, "--n")
-    _positive(args.batch_size, "--batch-size")
+    checks.count(args.n, "--n")
+    checks.count(args.batch_size, "--batch-size")
     paths = sample_checkpoint(args.checkpoint, n=args.n, out=args.out, seed=args.seed,
                               device=args.device, attributes=parse_attributes(args.attr),
                               batch_size=args.batch_size)
@@ -134,7 +130,7 @@ def sample(args) -> None:
 
 def evaluate(args) -> None:
     if args.num_images is not None:
-        _positive(args.num_images, "--num-images")
+        checks.count(args.num_images, "--num-images")
     overrides = list(args.overrides) + ([f"data.root={json.dumps(args.data)}"] if args.data else [])
     if not args.all:
         results, resolution = _evaluate_one(resolve_snapshot(args.checkpoint), args, overrides)
@@ -196,7 +192,7 @@ def export(args) -> None:
 
 
 def preview(args) -> None:
-    _positive(args.n, "--n")
+    checks.count(args.n, "--n")
     recipe = load_recipe(args.recipe, args.overrides)
     dataset = build.build_dataset(recipe.data)
     resolution = args.resolution or dataset.resolution
