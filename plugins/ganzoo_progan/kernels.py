@@ -56,6 +56,19 @@ def _grad_torch(x, bias, grad, scale, slope, eps):
 
 if triton is not None:
     @triton.jit
+    def _tile(pid, blocks, C, P, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+        """This program's tile: every channel of BLOCK_P pixels of one sample."""
+        n = (pid // blocks).to(tl.int64)
+        offs_p = (pid % blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
+        offs_c = tl.arange(0, BLOCK_C)
+        mask = (offs_c[:, None] < C) & (offs_p[None, :] < P)
+        return n, offs_c, offs_p, mask
+
+    @triton.jit
+    def _offsets(n, offs_c, offs_p, sn, sc, sp):
+        return n * sn + offs_c[:, None].to(tl.int64) * sc + offs_p[None, :].to(tl.int64) * sp
+
+    @triton.jit
     def _load_pre(X, B, offs, offs_c, mask, scale, slope, C,
                   HAS_BIAS: tl.constexpr, ACT: tl.constexpr, F64: tl.constexpr):
         x = tl.load(X + offs, mask=mask, other=0.0)
@@ -75,11 +88,8 @@ if triton is not None:
                         HAS_BIAS: tl.constexpr, ACT: tl.constexpr, F64: tl.constexpr,
                         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
         pid = tl.program_id(0)
-        n = (pid // blocks).to(tl.int64)
-        offs_p = (pid % blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
-        offs_c = tl.arange(0, BLOCK_C)
-        mask = (offs_c[:, None] < C) & (offs_p[None, :] < P)
-        offs = n * sn + offs_c[:, None].to(tl.int64) * sc + offs_p[None, :].to(tl.int64) * sp
+        n, offs_c, offs_p, mask = _tile(pid, blocks, C, P, BLOCK_C, BLOCK_P)
+        offs = _offsets(n, offs_c, offs_p, sn, sc, sp)
         pre, y = _load_pre(X, B, offs, offs_c, mask, scale, slope, C, HAS_BIAS, ACT, F64)
         r = 1.0 / tl.sqrt(tl.sum(y * y, axis=0) / C + eps)
         tl.store(Y + offs, (y * r[None, :]).to(Y.dtype.element_ty), mask=mask)
@@ -89,13 +99,10 @@ if triton is not None:
                          HAS_BIAS: tl.constexpr, ACT: tl.constexpr, F64: tl.constexpr,
                          BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
         pid = tl.program_id(0)
-        n = (pid // blocks).to(tl.int64)
-        offs_p = (pid % blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
-        offs_c = tl.arange(0, BLOCK_C)
-        mask = (offs_c[:, None] < C) & (offs_p[None, :] < P)
-        offs = n * sn + offs_c[:, None].to(tl.int64) * sc + offs_p[None, :].to(tl.int64) * sp
+        n, offs_c, offs_p, mask = _tile(pid, blocks, C, P, BLOCK_C, BLOCK_P)
+        offs = _offsets(n, offs_c, offs_p, sn, sc, sp)
         pre, y = _load_pre(X, B, offs, offs_c, mask, scale, slope, C, HAS_BIAS, ACT, F64)
-        goffs = n * gn + offs_c[:, None].to(tl.int64) * gc + offs_p[None, :].to(tl.int64) * gp
+        goffs = _offsets(n, offs_c, offs_p, gn, gc, gp)
         g = tl.load(G + goffs, mask=mask, other=0.0)
         g = g.to(tl.float64) if F64 else g.to(tl.float32)
         r = 1.0 / tl.sqrt(tl.sum(y * y, axis=0) / C + eps)
@@ -158,7 +165,7 @@ class _Fused(torch.autograd.Function):
                    if bias is not None else x)
         _backward_kernel[(n * blocks,)](
             x, bias if bias is not None else x, grad, gx, partial, c, p, blocks, sn, sc, sp,
-            gsn, gsc, gsp,            float(scale), float(slope or 0.0), float(eps),
+            gsn, gsc, gsp, float(scale), float(slope or 0.0), float(eps),
             HAS_BIAS=bias is not None, ACT=slope is not None, F64=x.dtype == torch.float64,
             BLOCK_C=block_c, BLOCK_P=block_p, num_warps=4 if block_c * block_p <= 2048 else 8)
         gbias = partial[:, :c].sum(0).to(bias.dtype) if bias is not None else None
