@@ -222,7 +222,8 @@ def test_the_translating_recipe_does_not():
 # G-EMA (beta 0.99) still holds 0.99^62 = 54% of the init after 20 kimg. Measured (2026-12-02,
 # 1 thread, base_channels 16, untrained ~470): WGAN 20 kimg 464, 80 kimg 282, 120 kimg 180 (base 8,
 # 120 kimg: 339); WGAN-GP 60 kimg 310, 100 kimg 117. So the cheapest lengths that halve it:
-# ~2 minutes each on a shared 2-core VM, the suite's longest tests.
+# 2-3 minutes each on a busy shared 2-core VM (in this test: WGAN 170, WGAN-GP 96), the
+# suite's longest tests.
 SHRINK = {
     "dcgan_toyfaces": ["model.base_channels=16", "train.kimg=20"],
     "cdcgan_toyfaces": ["model.base_channels=16", "train.kimg=20"],
