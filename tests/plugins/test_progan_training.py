@@ -15,7 +15,7 @@ from ganzoo.engine import checkpoint
 from ganzoo.recipe import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "progan_toyfaces.toml"
-LR = load_recipe(str(RECIPE)).optim.generator.lr  # the schedule's lr table is empty: no reset
+LR = load_recipe(str(RECIPE)).optim.generator.lr  # the recipe's own (its schedule has no lr table)
 BATCH = 16  # the recipe's own (and a multiple of its stddev group): only widths and lengths shrink
 PHASE = 0.096  # kimg: 6 iterations of 16 images per stabilize / fade phase
 TOTAL = 0.48  # 4 stable, fade 8, 8 stable, fade 16, 16 stable (from 0.384)
