@@ -24,6 +24,7 @@ from importlib.metadata import version as _dist_version
 from ganzoo import checks, dataset, files, images
 from ganzoo.context import LossContext
 from ganzoo.dataset import ImageDataset, read_image
+from ganzoo.engine.checkpoint import list_snapshots
 from ganzoo.engine.inference import load_generator, load_run
 from ganzoo.engine.schedule import GrowthState
 from ganzoo.errors import UserError
@@ -36,6 +37,6 @@ from ganzoo.plugins import registry
 __version__ = _dist_version("ganzoo")  # one source: the package metadata (pyproject.toml)
 
 __all__ = ["EvalContext", "GANModel", "GrowthState", "ImageDataset", "LossContext", "UserError",
-           "__version__", "apply_attributes", "checks", "dataset", "files", "generate", "hookimpl", "images", "load_generator", "load_run",
+           "__version__", "apply_attributes", "checks", "dataset", "files", "generate", "hookimpl", "images", "list_snapshots", "load_generator", "load_run",
            "make_normalizer", "parse_attributes", "read_image", "registry", "run_metrics",
            "shuffled", "single_attribute_targets", "split_critic_output"]

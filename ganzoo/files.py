@@ -6,6 +6,7 @@ disk and then renamed over the destination, so readers see the old file or the n
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,3 +70,17 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json_lines(path: Path) -> list:
+    """The values of a JSON-lines file's whole lines (none if it is absent); a line that does
+    not parse (the partial last line of a run in progress, a full disk, a kill) is left out."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

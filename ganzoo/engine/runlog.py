@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from ganzoo.errors import UserError
-from ganzoo.files import atomic_path
+from ganzoo.files import atomic_path, read_json_lines
 
 
 def finite_or_none(value):
@@ -39,15 +39,7 @@ class MetricsLog:
 
     def records(self) -> list[dict]:
         """Every complete line; a partial last line (a full disk, a kill) is left out."""
-        if not self.path.exists():
-            return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        return read_json_lines(self.path)
 
     def truncate_after(self, kimg: float) -> None:
         """On resume, keep the lines up to the snapshot we resume from (the rest no longer happened)."""

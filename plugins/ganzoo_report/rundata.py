@@ -3,7 +3,6 @@ whole is read and the rest (a partial last line, a half-written image) is left o
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tomllib
@@ -11,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import ganzoo
 from safetensors import SafetensorError, safe_open
 
-SNAPSHOT = re.compile(r"snapshot-(\d+)\.safetensors")
 FAKES = re.compile(r"fakes-(\d+)\.png")
 REALS = re.compile(r"reals-(\d+)\.png")
 # Keys of a training row that are neither loss terms nor metrics (ganzoo/engine/trainer.py).
@@ -23,17 +22,8 @@ BOOKKEEPING = {"kimg", "step", "time", "img_per_s", "sec_per_kimg", "peak_mem_mb
 
 def read_jsonl(path: Path) -> list[dict]:
     """The whole lines of a JSON-lines file that are objects with a numeric kimg."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a partial last line of a run in progress
-        if isinstance(row, dict) and isinstance(row.get("kimg"), (int, float)):
-            rows.append(row)
-    return rows
+    return [row for row in ganzoo.files.read_json_lines(path)
+            if isinstance(row, dict) and isinstance(row.get("kimg"), (int, float))]
 
 
 def is_training(row: dict) -> bool:
@@ -164,7 +154,7 @@ def read_run(path: Path) -> Run:
     recipe = path / "recipe.toml"
     if recipe.is_file():
         run.recipe_text = recipe.read_text(encoding="utf-8", errors="replace")
-    run.snapshots = [p for _, p in _numbered(path / "checkpoints", SNAPSHOT)]
+    run.snapshots = ganzoo.list_snapshots(path / "checkpoints")
     if run.snapshots:
         run.last_snapshot = read_snapshot(run.snapshots[-1])
         if not run.recipe_text:  # a folder holding only checkpoints
