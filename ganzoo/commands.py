@@ -133,11 +133,11 @@ def evaluate(args) -> None:
         checks.count(args.num_images, "--num-images")
     overrides = list(args.overrides) + ([f"data.root={json.dumps(args.data)}"] if args.data else [])
     if not args.all:
-        results, resolution = _evaluate_one(resolve_snapshot(args.checkpoint), args, overrides)
+        results, stage = _evaluate_one(resolve_snapshot(args.checkpoint), args, overrides)
         if args.json:
             print(json.dumps(results))
             return
-        table = Table(title=f"{args.checkpoint} at {resolution}px")
+        table = Table(title=f"{args.checkpoint} (G at {stage})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in results.items():
@@ -176,13 +176,17 @@ def evaluate(args) -> None:
     console.print(table)
 
 
-def _evaluate_one(path: Path, args, overrides: list[str]) -> tuple[dict[str, float], int]:
+def _evaluate_one(path: Path, args, overrides: list[str]) -> tuple[dict[str, float], str]:
+    """One snapshot's metrics, and its generator's stage as words."""
     loaded = load_run(path, args.device, overrides)
+    dataset = build.build_dataset(loaded.recipe.data)
     ctx = EvalContext(model=loaded.model, generator=loaded.generator, discriminator=loaded.discriminator,
-                      dataset=build.build_dataset(loaded.recipe.data), resolution=loaded.resolution,
+                      dataset=dataset, resolution=dataset.resolution,
                       device=loaded.device, num_images=args.num_images or loaded.recipe.eval.num_images,
                       seed=args.seed, mirror=loaded.recipe.data.mirror)
-    return run_metrics(ctx, args.metrics, loaded.recipe.eval.params), loaded.resolution
+    stage = f"{loaded.resolution}px" + (f", upscaled to {dataset.resolution}px"
+                                        if loaded.resolution < dataset.resolution else "")
+    return run_metrics(ctx, args.metrics, loaded.recipe.eval.params), stage
 
 
 def export(args) -> None:

@@ -14,6 +14,7 @@ from typing import Iterator
 import attrs
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ganzoo.images import to_uint8
 from ganzoo.model import GANModel, generate
@@ -26,7 +27,10 @@ class EvalContext:
     generator: nn.Module  # G-EMA in eval mode, at the evaluated growth stage
     discriminator: nn.Module | None
     dataset: object  # the run's dataset (ganzoo.ImageDataset), full resolution
-    resolution: int  # the generator's current output size
+    # The size images are evaluated at: the dataset's. A growing generator's smaller output is
+    # upscaled to it (nearest), as the official ProGAN G's output is, so a run's numbers form one
+    # comparable curve from 4x4 on (and metrics with a minimum size can run at every stage).
+    resolution: int
     device: torch.device
     num_images: int
     seed: int = 0
@@ -74,7 +78,10 @@ class EvalContext:
         """Float images in [-1, 1] from generator inputs, on the CPU."""
         if labels is None:
             labels = torch.zeros(inputs.shape[0], len(self.attribute_names))
-        return generate(self.generator, inputs, labels, self.device, self.batch_size)
+        images = generate(self.generator, inputs, labels, self.device, self.batch_size)
+        if images.shape[-1] < self.resolution:
+            images = F.interpolate(images, scale_factor=self.resolution // images.shape[-1], mode="nearest")
+        return images
 
     def sample(self, n: int, labels: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
         """n generated images from seeded latents."""

@@ -22,7 +22,7 @@ from ganzoo.structure import params_field, structure
 
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
-    "precision": ("fp32", "bf16"),
+    "precision": ("fp32", "bf16", "auto"),
     "switch": ("auto", True, False),
     "optimizer": ("adam", "adamw", "rmsprop", "sgd"),
 }
@@ -61,6 +61,8 @@ class RunConfig:
     out_dir: str = "runs/default"
     seed: int = attrs.field(default=0, validator=_check(_seed))
     device: str = attrs.field(default="auto", validator=_one_of("device"))
+    # bf16 autocast, or "auto": bf16 where the hardware computes it natively (CUDA with bf16,
+    # a CPU with AVX512-BF16 for oneDNN), fp32 elsewhere, where bf16 is emulated and slow.
     precision: str = attrs.field(default="fp32", validator=_one_of("precision"))
     # Speed (ganzoo.engine.speed): none changes what is computed beyond float rounding.
     compile: str | bool = attrs.field(default="auto", validator=_one_of("switch"))  # torch.compile G and D's scores; "auto": on CUDA

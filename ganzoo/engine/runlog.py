@@ -179,8 +179,9 @@ def banner(trainer) -> None:
         device = f"cpu ({torch.get_num_threads()} threads)"
     where = (f"resuming from '{trainer.resume_from}' at {trainer.kimg:.3f} kimg"
              if trainer.resume_from else "starting a new run")
+    auto = " (auto)" if trainer.recipe.run.precision == "auto" else ""
     trainer.console.print(
-        f"{where}\n  device {device}, precision {trainer.recipe.run.precision}"
+        f"{where}\n  device {device}, precision {trainer.precision}{auto}"
         f"{f', {trainer.dist.world} processes' if trainer.dist.enabled else ''}\n"
         f"  G {count(trainer.G):,} parameters, D {count(trainer.D):,} parameters\n"
         f"  data {trainer.recipe.data.dataset}: {len(trainer.dataset):,} images at "

@@ -82,8 +82,9 @@ class Trainer:
         self.step = 0
         self.phase: int | None = None
         self.growth: tuple[int, float] | None = None
+        self.precision = resolve_precision(recipe.run.precision, self.device)
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                         if recipe.run.precision == "bf16" else nullcontext())
+                         if self.precision == "bf16" else nullcontext())
         self.sample_inputs = self.model.grid_inputs(
             recipe.train.sample_grid, seed=recipe.run.seed, dataset=self.dataset,
             first_reals=lambda k: preview_items(self.dataset, recipe, k))
@@ -394,7 +395,7 @@ class Trainer:
     def _evaluate(self, state) -> None:
         """Periodic evaluation ([eval]); it draws no random numbers the training would have drawn."""
         ctx = EvalContext(model=self.model, generator=self.ema.model, discriminator=self.D,
-                          dataset=self.dataset, resolution=state.resolution, device=self.device,
+                          dataset=self.dataset, resolution=self.dataset.resolution, device=self.device,
                           num_images=self.recipe.eval.num_images, seed=self.recipe.run.seed,
                           mirror=self.recipe.data.mirror)
         with preserved_rng():
@@ -406,6 +407,17 @@ class Trainer:
                 self.tensorboard.scalars(record)
             self.console.print(f"eval at {self.kimg:.1f} kimg: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in results.items()))
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`[run] precision` as run: "auto" is bf16 where it is native (recipe.py says where)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:  # oneDNN's bf16 convolutions need AVX512-BF16 (or AMX); without it they are emulated
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return "bf16" if native else "fp32"
+
 
 def _crossed(before: int, after: int, interval_kimg: float) -> bool:
     step = max(1, round(interval_kimg * 1000))

@@ -19,7 +19,7 @@ from torch._dynamo.testing import CompileCounter
 
 import ganzoo
 from ganzoo.engine import speed
-from ganzoo.engine.trainer import Trainer
+from ganzoo.engine.trainer import Trainer, resolve_precision
 from ganzoo.recipe import load_recipe
 
 TINY = ["data.size=64", "model.fmap_base=64", "model.fmap_max=16", "model.latent_dim=16",
@@ -168,6 +168,17 @@ def test_bad_speed_keys_are_user_errors(override, key):
 def test_auto_means_cuda_only():
     assert speed.enabled("auto", torch.device("cuda")) and not speed.enabled("auto", torch.device("cpu"))
     assert speed.enabled(True, torch.device("cpu")) and not speed.enabled(False, torch.device("cuda"))
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch, native, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # an explicit choice stands
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    trainer = _trainer(tmp_path, "false", f"auto-{native}", precision="auto")
+    assert trainer.precision == expected
+    assert isinstance(trainer.autocast, torch.autocast) == (expected == "bf16")
 
 
 def test_the_gpu_table_runs_in_ci_size(tmp_path):

@@ -281,3 +281,41 @@ def test_a_short_cpu_run_lowers_toyfaces_fid(name, tmp_path):
     assert final["toyfaces_fid/floor"] == pytest.approx(before["floor"])  # the same real sets
     print(f"{name}: untrained {before['fid']:.1f}, trained {after:.1f}")
     assert after < before["fid"] / 2, (before["fid"], after)
+
+
+def test_a_growing_run_is_evaluated_at_full_size_from_4x4_on(tmp_path):
+    """Periodic evaluation of a ProGAN run starting at 4x4 (smaller than the classifier's 8 px):
+    G's output is upscaled to the dataset's size (nearest, as the official G's), so every stage
+    is measured against the same real sets (one floor) and the run does not stop at 4x4."""
+    out = tmp_path / "run"
+    recipe = load_recipe(RECIPES / "progan_toyfaces.toml", [
+        f"run.out_dir={json.dumps(out.as_posix())}", 'run.device="cpu"', "data.size=400",
+        "data.resolution=16", *PROGAN_WIDTHS, "schedule.stabilize_kimg=0.3", "schedule.fade_kimg=0.2",
+        "train.kimg=1.2", "train.log_kimg=0.1", "train.sample_kimg=100", "train.snapshot_kimg=100",
+        "eval.every_kimg=0.2", "eval.num_images=64"])
+    Trainer(recipe).run()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    stage = {}  # kimg -> G's resolution, from the training rows
+    for row in rows:
+        if "resolution" in row:
+            stage[row["kimg"]] = row["resolution"]
+    evals = [row for row in rows if "toyfaces_fid/fid" in row]
+    assert len(evals) >= 5
+    first = min(evals, key=lambda r: r["kimg"])
+    assert first["kimg"] < 0.3  # measured while G was at 4x4 (its first 0.3 kimg)
+    assert len({row["toyfaces_fid/floor"] for row in evals}) == 1  # the same reals at every stage
+    assert all(np.isfinite(row["toyfaces_fid/fid"]) for row in evals)
+    assert min(stage.values()) == 4 and max(stage.values()) == 16
+
+
+def test_the_context_upscales_a_smaller_generator_output(tmp_path):
+    model = ganzoo.registry("models").get("progan")(resolution=16, latent_dim=16, fmap_base=64,
+                                                     fmap_max=16)
+    set_growth(model.generator, 4, 1.0)
+    ctx = EvalContext(model=model, generator=model.generator.eval(), discriminator=None,
+                      dataset=toyfaces(resolution=16, size=8), resolution=16,
+                      device=torch.device("cpu"), num_images=4)
+    images = ctx.sample(4)
+    assert images.shape == (4, 3, 16, 16)
+    blocks = images.unfold(2, 4, 4).unfold(3, 4, 4)  # each 4x4 block is one pixel of G's 4x4 output
+    assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
