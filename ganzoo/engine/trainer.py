@@ -408,6 +408,7 @@ class Trainer:
             self.console.print(f"eval at {self.kimg:.1f} kimg: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in results.items()))
 
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """`[run] precision` as run: "auto" is bf16 where it is native (recipe.py says where)."""
     if precision != "auto":
