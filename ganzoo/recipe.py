@@ -142,6 +142,9 @@ class TrainConfig:
 class EmaConfig:
     beta: float = attrs.field(default=0.999, validator=_check(  # 0 disables averaging
         lambda value, what: checks.in_range(value, 0.0, 1.0, what, high_open=True)))
+    # > 0: the average's half-life is at most rampup x the images since the schedule's current
+    # phase began (engine/ema.py); 0, the default: beta throughout, as the ProGAN paper
+    rampup: float = attrs.field(default=0.0, validator=_non_negative)
 
 
 @attrs.frozen

@@ -8,19 +8,33 @@ import torch
 from torch import nn
 
 
+def ramped_beta(beta: float, rampup: float, images_since_phase: int, batch_size: int) -> float:
+    """The EMA decay for one step. With rampup > 0 the average's half-life, in images, is at most
+    rampup x the images shown since the schedule's current phase began (a fade, a stable stage;
+    the run's start for a schedule without phases); `beta` caps it. StyleGAN2's ema_rampup
+    (Karras et al. 2020, official code: 0.05 of the run), here restarted with every phase: a fade
+    moves G's new layers away from their init faster than a long average follows, and averaging
+    across the fade's end mixes in weights tuned for a blend the stable stage no longer draws."""
+    if rampup <= 0.0 or beta == 0.0:
+        return beta
+    half_life = rampup * max(images_since_phase, batch_size)
+    return min(beta, 0.5 ** (batch_size / half_life))
+
+
 class EMA:
     def __init__(self, generator: nn.Module, beta: float):
         self.beta = beta
         self.model = copy.deepcopy(generator).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, generator: nn.Module) -> None:
+    def update(self, generator: nn.Module, beta: float | None = None) -> None:
+        beta = self.beta if beta is None else beta
         params = list(generator.parameters())
         ema_params = list(self.model.parameters())
-        if self.beta == 0.0:
+        if beta == 0.0:
             torch._foreach_copy_(ema_params, params)
         else:
             # ema <- beta * ema + (1 - beta) * current
-            torch._foreach_lerp_(ema_params, params, 1.0 - self.beta)
+            torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for ema_buffer, buffer in zip(self.model.buffers(), generator.buffers()):
             ema_buffer.copy_(buffer)  # BatchNorm statistics are copied, not averaged

@@ -9,6 +9,7 @@ per tick the maintenance (log, samples, snapshot, evaluation), then the end.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from contextlib import nullcontext
@@ -20,9 +21,10 @@ from rich.console import Console
 from ganzoo.context import LossContext
 from ganzoo.engine import build, distributed, preflight, resume, runlog, speed
 from ganzoo.engine.checkpoint import Snapshot, list_snapshots, preserved_rng, seed_everything, sweep_temporaries
-from ganzoo.engine.ema import EMA
+from ganzoo.engine.ema import EMA, ramped_beta
 from ganzoo.engine.guards import Preemption, RunLock
 from ganzoo.engine.runlog import Console80, MetricsLog, TensorBoardLog, now_iso, peak_memory_mb
+from ganzoo.engine.schedule import phases
 from ganzoo.engine.stream import RealStream, preview_items
 from ganzoo.errors import RunStopped, UserError
 from ganzoo.evaluation import EvalContext, run_metrics
@@ -64,6 +66,9 @@ class Trainer:
         self.losses = build.build_losses(recipe.losses)
         self.schedule = build.build_schedule(recipe)
         preflight.check_batch_sizes(self)
+        # the image counts at which the schedule's phases begin (fades, stable stages): the EMA's
+        # ramp-up restarts at each
+        self.phase_starts = [round(p.start_kimg * 1000) for p in phases(self.schedule, recipe.train.kimg)]
         self.G = self.model.generator.to(self.device)
         self.D = self.model.discriminator.to(self.device)
         self.ema = EMA(self.G, recipe.ema.beta)
@@ -241,6 +246,7 @@ class Trainer:
 
     def train_iteration(self, state) -> dict[str, torch.Tensor]:
         logged: dict[str, torch.Tensor] = {}
+        phase_start = self.phase_starts[bisect.bisect_right(self.phase_starts, self.images) - 1]
         for _ in range(self.recipe.train.n_critic):
             real, labels = self._real_batch(state)
             inputs, target = self.model.make_inputs(real, labels)
@@ -270,7 +276,9 @@ class Trainer:
             self._step(self.opt_G, self.G, "G")
         finally:
             self.D.requires_grad_(True)
-        self.ema.update(self.G)
+        self.ema.update(self.G, ramped_beta(self.recipe.ema.beta, self.recipe.ema.rampup,
+                                            self.images - phase_start,
+                                            state.batch_size))
         self.step += 1
         return logged
 

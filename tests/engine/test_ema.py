@@ -1,0 +1,89 @@
+"""The EMA of G and its ramp-up ([ema] rampup): short averages as each phase begins, beta's later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganzoo.cli import main
+from ganzoo.engine.checkpoint import list_snapshots
+from ganzoo.engine.ema import ramped_beta
+from ganzoo.engine.trainer import Trainer
+from ganzoo.recipe import load_recipe
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "progan_toyfaces.toml"
+PHASE = 0.096  # kimg per stabilize / fade phase: 6 iterations at the recipe's batch 16
+# The demo recipe at 16x16 with tiny widths; batch sizes and the stddev group are its own.
+TINY = ["run.device=\"cpu\"", "data.resolution=16", "data.size=64", "model.latent_dim=8",
+        "model.fmap_base=32", "model.fmap_max=8", f"schedule.stabilize_kimg={PHASE}",
+        f"schedule.fade_kimg={PHASE}", "train.kimg=0.48", "eval.metrics=[]"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_ramped_beta_sets_the_half_life():
+    assert ramped_beta(0.99, 0.0, 5_000, 16) == 0.99  # no ramp: beta throughout
+    assert ramped_beta(0.0, 0.25, 5_000, 16) == 0.0  # no averaging stays none
+    beta = ramped_beta(0.9999, 0.25, 8_000, 16)
+    # the half-life is rampup x images since the growth: 2,000 images = 125 steps of 16
+    assert beta ** (2_000 / 16) == pytest.approx(0.5)
+    assert ramped_beta(0.9999, 0.25, 16_000, 16) > beta  # it lengthens as the phase goes on
+    assert ramped_beta(0.99, 0.25, 10**7, 16) == 0.99  # and beta caps it
+    assert ramped_beta(0.999, 0.25, 0, 16) == ramped_beta(0.999, 0.25, 16, 16) < 0.1  # no 0 / 0
+
+
+def test_ramp_restarts_where_the_schedule_s_phases_begin(tmp_path):
+    """The ramp restarts at every fade and every stable stage, a pure function of the image
+    count (so a resumed run gets the same betas without storing anything)."""
+    trainer = Trainer(load_recipe(str(RECIPE), [*TINY, f'run.out_dir="{tmp_path}"']))
+    # a fade's first instant (alpha 0) is still the stable stage: it grows at the next image
+    assert trainer.phase_starts == [0, 97, 192, 289, 384]
+
+
+def new_block_lag(tmp_path: Path, rampup: float) -> float:
+    """How far G-EMA's 16x16 layers stand from G's, relative to how far G's moved from their init,
+    a few iterations into the 16x16 fade."""
+    trainer = Trainer(load_recipe(str(RECIPE), [*TINY, f'run.out_dir="{tmp_path}"',
+                                                "ema.beta=0.999", f"ema.rampup={rampup}"]))
+    new = [name for name, _ in trainer.G.named_parameters()
+           if name.startswith(("blocks.1.", "to_rgb.2."))]
+    init = {name: p.detach().clone() for name, p in trainer.G.named_parameters() if name in new}
+    while trainer.images < trainer.phase_starts[3] + 64:
+        trainer.train_iteration(trainer._apply_schedule())
+    g = {n: p.detach() for n, p in trainer.G.named_parameters()}
+    ema = dict(trainer.ema.model.named_parameters())
+    moved = sum((g[n] - init[n]).norm() ** 2 for n in new).sqrt()
+    lag = sum((g[n] - ema[n]).norm() ** 2 for n in new).sqrt()
+    assert moved > 0
+    return float(lag / moved)
+
+
+def test_rampup_follows_new_layers_that_beta_alone_leaves_at_their_init(tmp_path):
+    assert new_block_lag(tmp_path / "plain", 0.0) > 0.9  # 0.999: the average is the init
+    assert new_block_lag(tmp_path / "ramped", 0.25) < 0.5  # about a step behind
+
+
+def test_rampup_is_checked(tmp_path, capsys):
+    code = main(["run", str(RECIPE), "--set", f'run.out_dir="{tmp_path}"', "--set", "ema.rampup=-1"])
+    assert code == 2
+    assert "rampup" in capsys.readouterr().err
+
+
+def test_a_ramped_run_resumes_bit_identically(tmp_path):
+    """Stopped one iteration into the 16x16 fade and resumed, the ramped EMA matches a straight run."""
+    def run(out: Path, *extra: str) -> int:
+        sets = [a for s in [*TINY, f'run.out_dir="{out}"', "ema.beta=0.999", "ema.rampup=0.25",
+                            "train.snapshot_kimg=1", "train.sample_kimg=1", "train.sample_grid=4"]
+                for a in ("--set", s)]
+        return main(["run", str(RECIPE), *sets, *extra])
+
+    assert run(tmp_path / "straight") == 0
+    assert run(tmp_path / "resumed", "--set", "train.kimg=0.32") == 0
+    assert run(tmp_path / "resumed", "--resume") == 0
+    a, b = (load_file(str(list_snapshots(tmp_path / name / "checkpoints")[-1]))
+            for name in ("straight", "resumed"))
+    ema = [k for k in a if k.startswith("G_ema/")]
+    assert ema and all(torch.equal(a[k], b[k]) for k in ema)
