@@ -22,13 +22,12 @@ def ramped_beta(beta: float, rampup: float, images_since_phase: int, batch_size:
 
 
 class EMA:
-    def __init__(self, generator: nn.Module, beta: float):
-        self.beta = beta
+    def __init__(self, generator: nn.Module):
         self.model = copy.deepcopy(generator).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, generator: nn.Module, beta: float | None = None) -> None:
-        beta = self.beta if beta is None else beta
+    def update(self, generator: nn.Module, beta: float) -> None:
+        """One step of the average with decay `beta` (ramped_beta's; 0 copies G)."""
         params = list(generator.parameters())
         ema_params = list(self.model.parameters())
         if beta == 0.0:

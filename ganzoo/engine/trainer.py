@@ -71,7 +71,7 @@ class Trainer:
         self.phase_starts = [round(p.start_kimg * 1000) for p in phases(self.schedule, recipe.train.kimg)]
         self.G = self.model.generator.to(self.device)
         self.D = self.model.discriminator.to(self.device)
-        self.ema = EMA(self.G, recipe.ema.beta)
+        self.ema = EMA(self.G)
         self.opt_G = build.build_optimizer(recipe.optim.generator, self.G.parameters())
         self.opt_D = build.build_optimizer(recipe.optim.discriminator, self.D.parameters())
         self.base_lr = (recipe.optim.generator.lr, recipe.optim.discriminator.lr)
@@ -277,8 +277,7 @@ class Trainer:
         finally:
             self.D.requires_grad_(True)
         self.ema.update(self.G, ramped_beta(self.recipe.ema.beta, self.recipe.ema.rampup,
-                                            self.images - phase_start,
-                                            state.batch_size))
+                                            self.images - phase_start, state.batch_size))
         self.step += 1
         return logged
 
