@@ -13,12 +13,11 @@ import torch
 from rich.table import Table
 
 from ganzoo.engine.runlog import format_duration, peak_memory_mb
-from ganzoo.engine.schedule import phases
 from ganzoo.errors import UserError
 
 def check_batch_sizes(trainer) -> None:
     """Every batch size the schedule will use, checked now rather than at kimg 8,800."""
-    for phase in phases(trainer.schedule, trainer.recipe.train.kimg):
+    for phase in trainer.phases:
         batch, where = phase.batch_size, f"{phase.resolution}px (from {phase.start_kimg:g} kimg)"
         if batch % trainer.dist.world:
             raise UserError(f"the batch size {batch} at {where} is not divisible by the "
@@ -34,7 +33,7 @@ def preflight(trainer, console, iterations: int = 3) -> None:
     estimated wall time; a failing phase is a UserError naming it, its kimg and the fix."""
     recipe = trainer.recipe
     rows = []
-    for phase in phases(trainer.schedule, recipe.train.kimg):
+    for phase in trainer.phases:
         trainer.images = round(phase.start_kimg * 1000)
         if trainer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.device)

@@ -65,10 +65,11 @@ class Trainer:
         self.model = build.build_model(recipe, self.dataset.label_dim)
         self.losses = build.build_losses(recipe.losses)
         self.schedule = build.build_schedule(recipe)
+        self.phases = phases(self.schedule, recipe.train.kimg)  # scanned once: ~0.1 s for a long run
         preflight.check_batch_sizes(self)
-        # the image counts at which the schedule's phases begin (fades, stable stages): the EMA's
-        # ramp-up restarts at each
-        self.phase_starts = [round(p.start_kimg * 1000) for p in phases(self.schedule, recipe.train.kimg)]
+        # the image counts at which the phases begin (fades, stable stages): the EMA's ramp-up
+        # restarts at each
+        self.phase_starts = [round(p.start_kimg * 1000) for p in self.phases]
         self.G = self.model.generator.to(self.device)
         self.D = self.model.discriminator.to(self.device)
         self.ema = EMA(self.G)

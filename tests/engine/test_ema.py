@@ -28,7 +28,7 @@ def test_ramped_beta_sets_the_half_life():
     assert ramped_beta(0.99, 0.0, 5_000, 16) == 0.99  # no ramp: beta throughout
     assert ramped_beta(0.0, 0.25, 5_000, 16) == 0.0  # no averaging stays none
     beta = ramped_beta(0.9999, 0.25, 8_000, 16)
-    # the half-life is rampup x images since the growth: 2,000 images = 125 steps of 16
+    # the half-life is rampup x images since the phase began: 2,000 images = 125 steps of 16
     assert beta ** (2_000 / 16) == pytest.approx(0.5)
     assert ramped_beta(0.9999, 0.25, 16_000, 16) > beta  # it lengthens as the phase goes on
     assert ramped_beta(0.99, 0.25, 10**7, 16) == 0.99  # and beta caps it
