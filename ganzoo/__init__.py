@@ -7,6 +7,7 @@ The public API, for users and plugin authors (plugins import nothing else of gan
   LossContext         what a loss term sees of one step
   GANModel            what a model family builds; generate() runs its G in batches
   GrowthState         what a growth schedule's state(kimg) returns
+  LinearDecay         the [schedule] decay_start_kimg / decay_end_kimg lr decay, for any schedule
   EvalContext         what a metric receives
   load_run(path)      a snapshot (or a run folder's newest) rebuilt: recipe, model, G-EMA, D
   load_generator(path) an export, snapshot or run folder's EMA generator, ready: G(z), G.sample(n, seed)
@@ -26,7 +27,7 @@ from ganzoo.context import LossContext
 from ganzoo.dataset import ImageDataset, read_image
 from ganzoo.engine.checkpoint import list_snapshots
 from ganzoo.engine.inference import load_generator, load_run
-from ganzoo.engine.schedule import GrowthState
+from ganzoo.engine.schedule import GrowthState, LinearDecay
 from ganzoo.errors import UserError
 from ganzoo.evaluation import EvalContext, run_metrics
 from ganzoo.hookspecs import hookimpl
@@ -36,7 +37,7 @@ from ganzoo.plugins import registry
 
 __version__ = _dist_version("ganzoo")  # one source: the package metadata (pyproject.toml)
 
-__all__ = ["EvalContext", "GANModel", "GrowthState", "ImageDataset", "LossContext", "UserError",
+__all__ = ["EvalContext", "GANModel", "GrowthState", "ImageDataset", "LinearDecay", "LossContext", "UserError",
            "__version__", "apply_attributes", "checks", "dataset", "files", "generate", "hookimpl", "images", "list_snapshots", "load_generator", "load_run",
            "make_normalizer", "parse_attributes", "read_image", "registry", "run_metrics",
            "shuffled", "single_attribute_targets", "split_critic_output"]

@@ -211,8 +211,9 @@ def test_cli_refuses_a_string_for_a_datasets_integer_with_exit_code_2(tmp_path):
     ({"decay_start_kimg": 1}, "needs both"),
     ({"decay_end_kimg": "3"}, "'decay_end_kimg' must be a number, got string \"3\""),
 ])
-def test_the_fixed_schedules_decay_is_checked(params, fragment):
-    message = error("schedules", "fixed", params, "[schedule]", resolution=32, train_batch_size=8)
+@pytest.mark.parametrize("name", ["fixed", "progressive"])
+def test_a_schedules_decay_is_checked(name, params, fragment):  # one LinearDecay behind both
+    message = error("schedules", name, params, "[schedule]", resolution=32, train_batch_size=8)
     assert fragment in message and "[schedule]" in message
 
 

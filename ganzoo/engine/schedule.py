@@ -29,27 +29,41 @@ class GrowthState:
         return self.alpha < 1.0
 
 
+class LinearDecay:
+    """The lr scale of an optional linear decay to 0 between two kimg marks.
+
+    [schedule] keys `decay_start_kimg` and `decay_end_kimg`, both or neither (neither: 1
+    throughout). Linear to 0 (StarGAN, section 4; CycleGAN's schedule); any schedule may offer it.
+    """
+
+    def __init__(self, start_kimg: float | None, end_kimg: float | None):
+        if (start_kimg is None) != (end_kimg is None):
+            raise UserError("[schedule] linear decay needs both decay_start_kimg and decay_end_kimg")
+        if start_kimg is not None and not (
+                checks.at_least(start_kimg, 0, "[schedule] decay_start_kimg")
+                < checks.finite(end_kimg, "[schedule] decay_end_kimg")):
+            raise UserError(f"[schedule] needs decay_start_kimg < decay_end_kimg, got "
+                            f"{start_kimg} and {end_kimg}")
+        self.span = (start_kimg, end_kimg) if start_kimg is not None else None
+
+    def scale(self, kimg: float) -> float:
+        if self.span is None or kimg <= self.span[0]:
+            return 1.0
+        start, end = self.span
+        return max(0.0, (end - kimg) / (end - start))
+
+
 class FixedSchedule:
     """No growth: the target resolution and train.batch_size throughout; optional linear lr decay."""
 
     def __init__(self, *, resolution: int, train_batch_size: int, decay_start_kimg: float | None = None,
                  decay_end_kimg: float | None = None):
-        if (decay_start_kimg is None) != (decay_end_kimg is None):
-            raise UserError("[schedule] linear decay needs both decay_start_kimg and decay_end_kimg")
-        if decay_start_kimg is not None and not (
-                checks.at_least(decay_start_kimg, 0, "[schedule] decay_start_kimg")
-                < checks.finite(decay_end_kimg, "[schedule] decay_end_kimg")):
-            raise UserError(f"[schedule] needs decay_start_kimg < decay_end_kimg, got "
-                            f"{decay_start_kimg} and {decay_end_kimg}")
-        self.decay = (decay_start_kimg, decay_end_kimg) if decay_start_kimg is not None else None
+        self.decay = LinearDecay(decay_start_kimg, decay_end_kimg)
         self._state = GrowthState(resolution=resolution, batch_size=train_batch_size)
 
     def state(self, kimg: float) -> GrowthState:
-        if self.decay is None or kimg <= self.decay[0]:
-            return self._state
-        start, end = self.decay
-        # Linear decay to 0 between start and end (StarGAN, section 4; CycleGAN's schedule).
-        return attrs.evolve(self._state, lr_scale=max(0.0, (end - kimg) / (end - start)))
+        scale = self.decay.scale(kimg)
+        return self._state if scale == 1.0 else attrs.evolve(self._state, lr_scale=scale)
 
 
 SCAN_POINTS = 20_000  # the schedule is read at this many kimg points to find its phases

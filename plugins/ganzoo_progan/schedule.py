@@ -14,7 +14,9 @@ phase_idx = floor(kimg / phase_dur), lod = log2(target / start) - phase_idx
 - max(kimg - phase_idx * phase_dur - stabilize, 0) / fade, clamped at 0; the networks run
 at target / 2^floor(lod) and, during a fade, alpha = 1 - frac(lod). `stabilize_kimg` and
 `fade_kimg` may also be tables keyed by resolution (a fade is keyed by the resolution it
-fades in), e.g. to spend less time on cheap low resolutions.
+fades in), e.g. to spend less time on cheap low resolutions. `decay_start_kimg` and
+`decay_end_kimg` add a linear lr decay to 0 (not in the paper, whose lr is constant; off by
+default): the toyfaces demo anneals its last kimg with it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 
 import ganzoo
 import torch
-from ganzoo import GrowthState, checks
+from ganzoo import GrowthState, LinearDecay, checks
 
 from ganzoo_progan.layers import downscale2d, upscale2d
 
@@ -82,8 +84,9 @@ class ProgressiveSchedule:
     `fade_kimg` (600) -- numbers, or tables keyed by resolution -- , `batch_size` and `lr`
     (tables keyed by resolution: the minibatch size and the absolute learning rate of both
     optimizers there; unlisted resolutions use train.batch_size and the optimizers' own lr),
-    and `reset_optimizers` (true: Adam's moments are cleared whenever a phase starts, as the
-    official code does). The engine supplies `resolution` (the target) and `train_batch_size`.
+    `reset_optimizers` (true: Adam's moments are cleared whenever a phase starts, as the
+    official code does), and `decay_start_kimg` / `decay_end_kimg` (a linear decay of both lrs
+    to 0 between them; `LinearDecay`). The engine supplies `resolution` (the target) and `train_batch_size`.
 
     `phase` numbers the sub-phases: 0 = stabilize at start_resolution, then 2k - 1 = fade in
     the k-th doubling and 2k = stabilize at it; it changes exactly when the resolution or the
@@ -94,7 +97,8 @@ class ProgressiveSchedule:
                  stabilize_kimg: float | dict[str, float] = 600.0,
                  fade_kimg: float | dict[str, float] = 600.0,
                  batch_size: dict[str, int] | None = None, lr: dict[str, float] | None = None,
-                 reset_optimizers: bool = True):
+                 reset_optimizers: bool = True, decay_start_kimg: float | None = None,
+                 decay_end_kimg: float | None = None):
         # Defaults: lod_training_kimg = lod_transition_kimg = 600 in the official code; the
         # paper's CelebA-HQ run (appendix A.1) and the official "v1" preset use 800 + 800.
         checks.power_of_two(start_resolution, f"{NAME}: start_resolution", minimum=4)
@@ -111,6 +115,7 @@ class ProgressiveSchedule:
         self.batch_sizes = _table("batch_size", batch_size, _batch_size)
         self.lr = _table("lr", lr, _lr)
         self.reset_optimizers = reset_optimizers
+        self.decay = LinearDecay(decay_start_kimg, decay_end_kimg)
         # Where each growth step begins: level k (k >= 1) fades in at fade_start[k] and is
         # stable from stable_start[k]. A zero fade makes the resolution jump.
         self._fade_start, self._stable_start = [0.0], [0.0]
@@ -144,7 +149,7 @@ class ProgressiveSchedule:
         phase = 2 * k - (1 if alpha < 1.0 else 0)
         return GrowthState(resolution=res, alpha=alpha,
                            batch_size=self.batch_sizes.get(res, self.default_batch_size),
-                           lr=self.lr.get(res), phase=phase,
+                           lr=self.lr.get(res), lr_scale=self.decay.scale(kimg), phase=phase,
                            reset_optimizers=self.reset_optimizers)
 
     def prepare_real(self, real: torch.Tensor, state: GrowthState) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import ganzoo
 import pytest
 import torch
@@ -488,6 +489,17 @@ def test_schedule_with_per_resolution_lengths_batch_sizes_and_lr():
         state = s.state(kimg)
         assert (state.resolution, state.batch_size, state.lr) == (res, batch, lr), kimg
         assert state.alpha == pytest.approx(alpha), kimg
+
+
+def test_the_lr_decay_scales_the_last_kimg_to_zero_and_changes_nothing_else():
+    plain = schedule(32, stabilize_kimg=2, fade_kimg=2, lr={"32": 0.003})
+    s = schedule(32, stabilize_kimg=2, fade_kimg=2, lr={"32": 0.003}, decay_start_kimg=12,
+                 decay_end_kimg=16)
+    for kimg, scale in [(0.0, 1.0), (11.0, 1.0), (12.0, 1.0), (13.0, 0.75), (15.0, 0.25),
+                        (16.0, 0.0), (99.0, 0.0)]:
+        state = s.state(kimg)
+        assert state.lr_scale == pytest.approx(scale), kimg
+        assert attrs.evolve(state, lr_scale=1.0) == plain.state(kimg), kimg  # nothing else moves
 
 
 def test_schedule_is_a_pure_function_of_kimg():
