@@ -28,6 +28,17 @@ def check_batch_sizes(trainer) -> None:
             raise UserError(f"the batch size {batch} at {where} does not fit the model: {exc}") from None
 
 
+def check_lr_lasts(trainer) -> None:
+    """A schedule whose lr decays to 0 before train.kimg would spend the rest training nothing:
+    the trap of raising train.kimg on a recipe with a linear decay and forgetting its end."""
+    kimg = trainer.recipe.train.kimg
+    last = kimg - trainer.phases[-1].batch_size / 1000  # the last iteration's kimg
+    if trainer.phases and last > 0 and trainer.schedule.state(last).lr_scale <= 0:
+        raise UserError(f"the schedule's lr reaches 0 before train.kimg ({kimg:g}), so the last "
+                        f"kimg would train nothing; end the decay there too ([schedule] "
+                        f"decay_end_kimg = {kimg:g})")
+
+
 def preflight(trainer, console, iterations: int = 3) -> None:
     """Run `iterations` iterations at the start of every phase; print the table and the
     estimated wall time; a failing phase is a UserError naming it, its kimg and the fix."""

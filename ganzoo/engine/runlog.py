@@ -194,10 +194,14 @@ def finish(trainer, seconds: float) -> None:
     last = records[-1] if records else {}
     losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
                        if "/" in k and isinstance(v, float))
+    longer = 2 * trainer.recipe.train.kimg
+    continue_with = f"--set train.kimg={longer:g}"
+    if "decay_end_kimg" in trainer.recipe.schedule.params:  # the decay ends with the run (check_lr_lasts)
+        continue_with += f" --set schedule.decay_end_kimg={longer:g}"
     trainer.console.print(
         f"done: {trainer.kimg:.3f} kimg in {format_duration(seconds)}; samples and snapshots in "
         f"'{trainer.out_dir}'\n  final losses: {losses or '-'}\n  last snapshot: '{trainer.last_snapshot}'\n"
         f"  next: ganzoo sample {trainer.out_dir} --n 64 --out samples.png\n"
         f"        ganzoo eval {trainer.out_dir} --metric swd\n"
-        f"        ganzoo run {trainer.out_dir / 'recipe.toml'} --resume --set train.kimg={2 * trainer.recipe.train.kimg:g}",
+        f"        ganzoo run {trainer.out_dir / 'recipe.toml'} --resume {continue_with}",
         highlight=False, soft_wrap=True)

@@ -67,6 +67,7 @@ class Trainer:
         self.schedule = build.build_schedule(recipe)
         self.phases = phases(self.schedule, recipe.train.kimg)  # scanned once: ~0.1 s for a long run
         preflight.check_batch_sizes(self)
+        preflight.check_lr_lasts(self)
         # the image counts at which the phases begin (fades, stable stages): the EMA's ramp-up
         # restarts at each
         self.phase_starts = [round(p.start_kimg * 1000) for p in self.phases]
