@@ -147,11 +147,9 @@ class MinibatchStddev(nn.Module):
 
 def upscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Nearest-neighbour upsampling: each pixel replicated factor x factor (appendix A.1)."""
-    if factor == 1:
-        return x
-    n, c, h, w = x.shape
-    return x[:, :, :, None, :, None].expand(n, c, h, factor, w, factor).reshape(
-        n, c, h * factor, w * factor)
+    # F.interpolate keeps the memory format; an expand + reshape copies an NHWC tensor into
+    # NCHW at ~20x the cost (32 -> 64 px, 32 channels, bf16, CPU: 5.7 against 0.25 ms with backward).
+    return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode="nearest")
 
 
 def downscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:

@@ -190,6 +190,23 @@ def test_minibatch_stddev_groups_are_strided_like_the_official_code():
     assert out[1] == out[3] == pytest.approx(1e-4, rel=1e-4)  # sqrt(0 + 1e-8)
 
 
+# --- resampling (appendix A.1: nearest upscaling) ---------------------------------------------
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_upscale_replicates_pixels_and_keeps_the_memory_format(layout):
+    # NHWC on CPU is the demo's layout: an upscale that fell back to NCHW would make every
+    # following conv convert its input (and did cost ~10% of the 64 px step).
+    from ganzoo_progan.layers import upscale2d
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout)
+    by_hand = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.equal(upscale2d(x), by_hand)
+    assert upscale2d(x).is_contiguous(memory_format=layout)
+    leaf = x.clone().requires_grad_()
+    grad, = torch.autograd.grad(upscale2d(leaf).square().sum(), leaf)
+    torch.testing.assert_close(grad, 2 * 4 * x)  # each pixel feeds its 2x2 copies
+    assert torch.autograd.gradgradcheck(upscale2d, (leaf,))
+
+
 def test_minibatch_stddev_rejects_a_batch_not_divisible_by_the_group_size():
     layer = block("minibatch_stddev")()
     assert layer.group_size == 4
