@@ -190,6 +190,16 @@ def test_minibatch_stddev_groups_are_strided_like_the_official_code():
     assert out[1] == out[3] == pytest.approx(1e-4, rel=1e-4)  # sqrt(0 + 1e-8)
 
 
+def test_minibatch_stddev_rejects_a_batch_not_divisible_by_the_group_size():
+    layer = block("minibatch_stddev")()
+    assert layer.group_size == 4
+    with pytest.raises(ValueError, match=r"batch size 6 .*group size 4") as info:
+        layer(torch.randn(6, 2, 4, 4))
+    assert isinstance(info.value, ganzoo.UserError)  # a recipe's batch size: exit code 2
+    with pytest.raises(ganzoo.UserError, match="group_size"):
+        block("minibatch_stddev")(0)
+
+
 # --- resampling (appendix A.1: nearest upscaling) ---------------------------------------------
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -205,16 +215,6 @@ def test_upscale_replicates_pixels_and_keeps_the_memory_format(layout):
     grad, = torch.autograd.grad(upscale2d(leaf).square().sum(), leaf)
     torch.testing.assert_close(grad, 2 * 4 * x)  # each pixel feeds its 2x2 copies
     assert torch.autograd.gradgradcheck(upscale2d, (leaf,))
-
-
-def test_minibatch_stddev_rejects_a_batch_not_divisible_by_the_group_size():
-    layer = block("minibatch_stddev")()
-    assert layer.group_size == 4
-    with pytest.raises(ValueError, match=r"batch size 6 .*group size 4") as info:
-        layer(torch.randn(6, 2, 4, 4))
-    assert isinstance(info.value, ganzoo.UserError)  # a recipe's batch size: exit code 2
-    with pytest.raises(ganzoo.UserError, match="group_size"):
-        block("minibatch_stddev")(0)
 
 
 # --- the model ---------------------------------------------------------------------------------
