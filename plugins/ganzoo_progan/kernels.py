@@ -37,6 +37,11 @@ def eager(x: torch.Tensor, bias: torch.Tensor | None = None, scale: float = 1.0,
         y = y + bias.reshape((1, -1) + (1,) * (x.dim() - 2))
     if slope is not None:
         y = F.leaky_relu(y, slope)
+    if y.dim() == 4 and _format(y) is torch.channels_last:
+        # The same formula as rms_norm over the channels, innermost in NHWC. Written as below,
+        # the mean's backward broadcasts an NCHW gradient into NHWC activations, and mixed
+        # layouts run elementwise ops ~30x slower on CPU (64x64, 16 channels, bf16).
+        return F.rms_norm(y.permute(0, 2, 3, 1), (y.shape[1],), eps=eps).permute(0, 3, 1, 2)
     return y * torch.rsqrt(y.square().mean(dim=1, keepdim=True) + eps)
 
 

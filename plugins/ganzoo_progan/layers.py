@@ -154,4 +154,28 @@ def upscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
 
 def downscale2d(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Average pooling over factor x factor boxes (appendix A.1)."""
-    return x if factor == 1 else F.avg_pool2d(x, factor)
+    if factor == 1:
+        return x
+    if x.shape[-1] % factor or x.shape[-2] % factor:
+        return F.avg_pool2d(x, factor)  # floors the odd edge, as the official code's pooling
+    return _BoxDownscale.apply(x, factor)
+
+
+class _BoxDownscale(torch.autograd.Function):
+    """avg_pool2d with its adjoint, nearest upsampling / factor^2, as a differentiable backward.
+
+    The same values and derivatives as F.avg_pool2d. But under a double backward (the gradient
+    penalty) avg_pool2d's backward contributes an NCHW zero gradient for its unused input,
+    which turns the critic's NHWC gradients NCHW: leaky ReLU's backward on mixed layouts then
+    ran ~30x slower (CPU, bf16, 8x32x64x64: 10 against 0.34 ms). The adjoint keeps the layout.
+    """
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return F.avg_pool2d(x, factor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        f = ctx.factor
+        return upscale2d(grad, f) / (f * f), None

@@ -9,7 +9,7 @@ import ganzoo
 import pytest
 import torch
 import torch.nn.functional as F
-from ganzoo_progan.layers import upscale2d
+from ganzoo_progan.layers import downscale2d, upscale2d
 from torch import nn
 
 TINY = dict(latent_dim=8, fmap_base=32, fmap_max=8)
@@ -215,6 +215,63 @@ def test_upscale_replicates_pixels_and_keeps_the_memory_format(layout):
     grad, = torch.autograd.grad(upscale2d(leaf).square().sum(), leaf)
     torch.testing.assert_close(grad, 2 * 4 * x)  # each pixel feeds its 2x2 copies
     assert torch.autograd.gradgradcheck(upscale2d, (leaf,))
+
+
+def _layout_mixing_ops(fn) -> list[str]:
+    """The ops `fn` dispatches with NCHW and NHWC 4-d tensors side by side (slow on CPU)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def layout(t):
+        nchw, nhwc = t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last)
+        return "nchw" if nchw and not nhwc else "nhwc" if nhwc and not nchw else None
+
+    found = []
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen = {layout(a) for a in args if isinstance(a, torch.Tensor) and a.dim() == 4}
+            if {"nchw", "nhwc"} <= seen:
+                found.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Watch():
+        fn()
+    return found
+
+
+def test_downscale_is_average_pooling_and_its_double_backward_keeps_nhwc():
+    # avg_pool2d's own double backward adds an NCHW zero gradient that turned the critic's NHWC
+    # gradients NCHW under the gradient penalty: leaky ReLU's backward then mixed layouts
+    # (~30x slower on CPU; the 64 px demo step 6-10% slower in all).
+    x = torch.randn(2, 4, 6, 8, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(downscale2d(x), F.avg_pool2d(x, 2))
+    assert torch.equal(downscale2d(x[..., :5]), F.avg_pool2d(x[..., :5], 2))  # odd: floored
+    leaf = x.clone().requires_grad_()
+    assert torch.autograd.gradgradcheck(downscale2d, (leaf,))
+
+    def penalty_backward():
+        h = F.leaky_relu(leaf * 1.5, 0.2)
+        grad, = torch.autograd.grad(downscale2d(h).square().sum(), leaf, create_graph=True)
+        grad.square().sum().backward()
+
+    assert _layout_mixing_ops(penalty_backward) == []
+    reference = leaf.grad.clone()
+    leaf.grad = None
+    h = F.leaky_relu(leaf * 1.5, 0.2)
+    grad, = torch.autograd.grad(F.avg_pool2d(h, 2).square().sum(), leaf, create_graph=True)
+    grad.square().sum().backward()
+    torch.testing.assert_close(reference, leaf.grad)
+
+
+def test_pixelnorm_on_nhwc_is_the_formula_without_mixing_layouts():
+    norm = ganzoo.registry("normalizers").get("pixelnorm")()
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64) * 3
+    nhwc = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = norm(nhwc)
+    torch.testing.assert_close(out, x / torch.sqrt(x.square().mean(1, keepdim=True) + 1e-8))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradgradcheck(norm, (nhwc,))
+    assert _layout_mixing_ops(lambda: norm(nhwc).mul(torch.randn_like(nhwc)).sum().backward()) == []
 
 
 # --- the model ---------------------------------------------------------------------------------
