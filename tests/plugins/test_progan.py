@@ -249,18 +249,16 @@ def test_downscale_is_average_pooling_and_its_double_backward_keeps_nhwc():
     leaf = x.clone().requires_grad_()
     assert torch.autograd.gradgradcheck(downscale2d, (leaf,))
 
-    def penalty_backward():
-        h = F.leaky_relu(leaf * 1.5, 0.2)
-        grad, = torch.autograd.grad(downscale2d(h).square().sum(), leaf, create_graph=True)
+    def penalty_backward(pool):  # a gradient penalty's shape: the norm of a gradient, backwards
+        leaf.grad = None
+        grad, = torch.autograd.grad(pool(F.leaky_relu(leaf * 1.5, 0.2)).square().sum(), leaf,
+                                    create_graph=True)
         grad.square().sum().backward()
+        return leaf.grad
 
-    assert _layout_mixing_ops(penalty_backward) == []
-    reference = leaf.grad.clone()
-    leaf.grad = None
-    h = F.leaky_relu(leaf * 1.5, 0.2)
-    grad, = torch.autograd.grad(F.avg_pool2d(h, 2).square().sum(), leaf, create_graph=True)
-    grad.square().sum().backward()
-    torch.testing.assert_close(reference, leaf.grad)
+    assert _layout_mixing_ops(lambda: penalty_backward(downscale2d)) == []
+    torch.testing.assert_close(penalty_backward(downscale2d),
+                               penalty_backward(lambda h: F.avg_pool2d(h, 2)))
 
 
 def test_pixelnorm_on_nhwc_is_the_formula_without_mixing_layouts():
