@@ -33,9 +33,13 @@ def reference_pixelnorm(x, bias=None, slope=None, eps=1e-8):
     return x / torch.sqrt(torch.mean(x * x, dim=1, keepdim=True) + eps)
 
 
+def _switch(value: str | bool) -> str:
+    return '"auto"' if value == "auto" else str(value).lower()
+
+
 def make_trainer(res: int, out_dir: Path, *, device: str, width: dict, batch: int,
                  compile: bool = False, precision: str = "fp32", threads: int = 0,
-                 channels_last: str | bool = "auto"):
+                 channels_last: str | bool = "auto", malloc_cache: str | bool = "auto"):
     """The toyfaces ProGAN recipe held at one resolution (4x4: the first stage of an 8 px run)."""
     from ganzoo.engine.trainer import Trainer  # noqa: PLC0415 - kernel benchmarks need no recipes
     from ganzoo.recipe import ScheduleConfig, load_recipe  # noqa: PLC0415
@@ -43,7 +47,8 @@ def make_trainer(res: int, out_dir: Path, *, device: str, width: dict, batch: in
     group = 4 if batch % 4 == 0 else batch
     overrides = [f'run.out_dir="{out_dir}"', f'run.device="{device}"', f"run.compile={str(compile).lower()}",
                  f'run.precision="{precision}"', f"run.threads={threads}",
-                 "run.channels_last=" + ('"auto"' if channels_last == "auto" else str(channels_last).lower()), f"data.resolution={max(res, 8)}",
+                 "run.channels_last=" + _switch(channels_last), "run.malloc_cache=" + _switch(malloc_cache),
+                 f"data.resolution={max(res, 8)}",
                  "data.size=16" if res >= 512 else "data.size=64", f"train.batch_size={batch}",
                  f"model.mbstd_group_size={group}"]
     overrides += [f"model.{k}={v}" for k, v in width.items()]

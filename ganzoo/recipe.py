@@ -68,6 +68,7 @@ class RunConfig:
     compile: str | bool = attrs.field(default="auto", validator=_one_of("switch"))  # torch.compile G and D's scores; "auto": on CUDA
     channels_last: str | bool = attrs.field(default="auto", validator=_one_of("switch"))  # NHWC memory format; "auto": on CUDA
     threads: int = attrs.field(default=0, validator=_non_negative)  # torch's CPU threads; 0: torch's default
+    malloc_cache: str | bool = attrs.field(default="auto", validator=_one_of("switch"))  # glibc keeps freed memory; "auto": on CPU
     tf32: bool = True  # CUDA Ampere+: fp32 matmuls/convs on TF32 tensor cores; false for full fp32
 
 

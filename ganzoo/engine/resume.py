@@ -21,7 +21,7 @@ from ganzoo.recipe import dumps_toml, recipe_from_dict, recipe_to_dict
 RESUMABLE_CHANGES = ("train.kimg", "train.log_kimg", "train.sample_kimg", "train.snapshot_kimg",
                      "train.keep_snapshots", "eval.", "log.", "run.out_dir", "run.device",
                      "data.workers", "data.hint", "run.compile", "run.channels_last", "run.threads",
-                     "run.tf32")
+                     "run.malloc_cache", "run.tf32")
 
 
 def save(trainer) -> None:

@@ -1,9 +1,10 @@
-"""[run] compile / channels_last / threads: a fast path that changes no result.
+"""[run] compile / channels_last / threads / malloc_cache: a fast path that changes no result.
 
 - a fade (alpha moving every step) never recompiles: alpha is a tensor; a new stage compiles once
 - compiled training steps equal eager ones within float rounding (inductor on CPU), and the
   gradient penalty's critic stays eager (inductor has no double backward)
 - the recipe keys are checked and `threads` reaches torch
+- malloc_cache keeps a freed block in glibc's heap (a fresh process, read through mallinfo2)
 """
 
 from __future__ import annotations
@@ -157,8 +158,58 @@ def test_threads_reach_torch(tmp_path):
         torch.set_num_threads(before)
 
 
+# A fresh process (the setting is process-wide): a 24 MiB block, above glibc's default mmap
+# threshold, allocated and freed; mallinfo2's hblkhd counts mmapped bytes, fordblks the heap's free ones.
+_HEAP_PROBE = """
+import ctypes, sys, torch
+from ganzoo.engine import speed
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                 "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+kept = speed.keep_freed_memory() if sys.argv[1] == "on" else None
+x = torch.ones(24 << 20, dtype=torch.uint8)
+mapped = libc.mallinfo2().hblkhd
+del x
+print(kept, mapped >= 24 << 20, libc.mallinfo2().fordblks >= 24 << 20)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None,
+                    reason="glibc's mallopt")
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_malloc_cache_keeps_a_freed_block_in_the_heap(mode):
+    out = subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True,
+                         check=True).stdout.split()
+    if mode == "on":  # from the heap, and still there once freed: no fresh page faults next step
+        assert out == ["True", "False", "True"]
+    else:  # glibc's default, the control: mapped fresh and unmapped on free
+        assert out == ["None", "True", "False"]
+
+
+@pytest.mark.parametrize("value, device, expected", [("auto", "cpu", True), ("auto", "cuda", False),
+                                                     (False, "cpu", False), (True, "cuda", True)])
+def test_malloc_cache_auto_means_cpu_runs(tmp_path, monkeypatch, value, device, expected):
+    calls = []
+    monkeypatch.setattr(speed, "keep_freed_memory", lambda: calls.append(1))
+    trainer = _trainer(tmp_path, "false", "malloc")
+    run = attrs.evolve(trainer.recipe.run, malloc_cache=value)
+    monkeypatch.setattr(trainer, "recipe", attrs.evolve(trainer.recipe, run=run))
+    monkeypatch.setattr(trainer, "device", torch.device(device))
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32  # what apply sets for CUDA
+    calls.clear()  # the trainer applied its own recipe's (CPU, "auto") when built
+    try:
+        speed.apply(trainer)
+    finally:
+        cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+    assert bool(calls) == expected
+
+
 @pytest.mark.parametrize("override, key", [("run.compile=\"yes\"", "compile"),
                                            ("run.channels_last=2", "channels_last"),
+                                           ("run.malloc_cache=\"on\"", "malloc_cache"),
                                            ("run.threads=-1", "threads")])
 def test_bad_speed_keys_are_user_errors(override, key):
     with pytest.raises(ganzoo.UserError, match=key):
