@@ -5,7 +5,7 @@
              through LossContext, G step, EMA update.
 - reference: the same networks and losses written out by hand in one function (benchmarks/steps.py)
              on a random batch already on the device (no data loading, no registry, no EMA).
-Sizes: CPU runs the demo's widths (recipes/progan_toyfaces.toml: fmap_base 512, fmap_max 64,
+Sizes: CPU runs the demo's widths (recipes/progan_toyfaces.toml: fmap_base 512, fmap_max 128,
 latent 128, batch 16) up to GANZOO_BENCH_MAX_RES (32); with GANZOO_BENCH_DEVICE=cuda the paper's
 widths and minibatches (16, then 14 / 6 / 3 at 256 / 512 / 1024), eager and compiled, fp32 and
 bf16 (the whole GPU table: benchmarks/gpu.sh). img/s for each case is in extra_info.

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 RECIPE = Path(__file__).resolve().parents[1] / "ganzoo" / "recipes" / "progan_toyfaces.toml"
-DEMO_WIDTH = {"fmap_base": 512, "fmap_max": 64, "latent_dim": 128}  # recipes/progan_toyfaces.toml
+DEMO_WIDTH = {"fmap_base": 512, "fmap_max": 128, "latent_dim": 128}  # recipes/progan_toyfaces.toml
 PAPER_WIDTH = {"fmap_base": 8192, "fmap_max": 512, "latent_dim": 512}  # appendix A.1, table 2
 PAPER_BATCH = {256: 14, 512: 6, 1024: 3}  # appendix A.1 (CelebA-HQ); 16 below 256
 RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
