@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -176,8 +177,8 @@ print(kept, mapped >= 24 << 20, libc.mallinfo2().fordblks >= 24 << 20)
 """
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None,
-                    reason="glibc's mallopt")
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's mallopt")  # the condition keep_freed_memory checks
 @pytest.mark.parametrize("mode", ["on", "off"])
 def test_malloc_cache_keeps_a_freed_block_in_the_heap(mode):
     out = subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True,
