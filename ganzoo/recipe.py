@@ -146,6 +146,9 @@ class EmaConfig:
     # > 0: the average's half-life is at most rampup x the images since the schedule's current
     # phase began (engine/ema.py); 0, the default: beta throughout, as the ProGAN paper
     rampup: float = attrs.field(default=0.0, validator=_non_negative)
+    # > 0: from this kimg to the end of the run the average weighs every G step equally (a
+    # running mean seeded with the EMA; engine/ema.py); 0, the default: the EMA throughout
+    mean_from_kimg: float = attrs.field(default=0.0, validator=_non_negative)
 
 
 @attrs.frozen

@@ -164,13 +164,16 @@ def test_resume_from_a_named_snapshot(trained, tmp_path):
 
 def test_a_longer_run_whose_lr_decay_ended_earlier_is_refused_and_the_hint_moves_the_decay(tmp_path):
     """stargan_toyfaces decays its lr to 0 at 48 kimg: raising train.kimg alone would train nothing
-    after 48; the refusal names the fix, and the 'next:' line of a finished run applies it."""
+    after 48; the refusal names the fix, and the 'next:' line of a finished run applies it (and
+    moves [ema] mean_from_kimg with it)."""
     common = ["--set", "data.size=64", "--set", f'run.out_dir="{tmp_path / "run"}"']
     longer = ganzoo("run", "stargan_toyfaces", "--set", "train.kimg=60", *common)
     assert longer.returncode == 2, longer.stderr
     assert "lr reaches 0 before train.kimg (60)" in longer.stderr
     assert "decay_end_kimg = 60" in longer.stderr and "Traceback" not in longer.stderr
     short = ganzoo("run", "stargan_toyfaces", "--set", "train.kimg=0.032", "--set", "schedule.decay_start_kimg=0.016",
-                   "--set", "schedule.decay_end_kimg=0.032", "--set", "eval.metrics=[]", *common)
+                   "--set", "schedule.decay_end_kimg=0.032", "--set", "eval.metrics=[]",
+                   "--set", "ema.mean_from_kimg=0.024", *common)
     assert short.returncode == 0, short.stderr
-    assert "--set train.kimg=0.064 --set schedule.decay_end_kimg=0.064" in short.stdout
+    assert ("--set train.kimg=0.064 --set schedule.decay_end_kimg=0.064 --set ema.mean_from_kimg=0.048"
+            in short.stdout)  # and the running mean keeps its share of the run

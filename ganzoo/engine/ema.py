@@ -21,6 +21,19 @@ def ramped_beta(beta: float, rampup: float, images_since_phase: int, batch_size:
     return min(beta, 0.5 ** (batch_size / half_life))
 
 
+def mean_beta(beta: float, images_since_start: int, batch_size: int) -> float:
+    """The decay for one step once [ema] mean_from_kimg is reached: from there on the average
+    weighs every G step equally, a running mean (Polyak & Juditsky 1992) seeded with the EMA
+    counted as the 1 / (1 - beta) steps it spans. After n steps the newest weighs 1 / (1/(1 -
+    beta) + n): never more than under beta, so the switch is smooth. Late in a run G's lr is
+    low and its steps stay in one basin, where the average of many of them beats any one (a
+    short EMA ends on whichever point of G's wandering the last few hundred steps chose)."""
+    if images_since_start <= 0:
+        return beta
+    seed = batch_size / (1.0 - beta)  # the images the EMA's average spans
+    return max(beta, 1.0 - batch_size / (seed + images_since_start))
+
+
 class EMA:
     def __init__(self, generator: nn.Module):
         self.model = copy.deepcopy(generator).eval().requires_grad_(False)

@@ -198,6 +198,8 @@ def finish(trainer, seconds: float) -> None:
     continue_with = f"--set train.kimg={longer:g}"
     if "decay_end_kimg" in trainer.recipe.schedule.params:  # the decay ends with the run (check_lr_lasts)
         continue_with += f" --set schedule.decay_end_kimg={longer:g}"
+    if trainer.recipe.ema.mean_from_kimg:  # the running mean keeps its share of the run
+        continue_with += f" --set ema.mean_from_kimg={2 * trainer.recipe.ema.mean_from_kimg:g}"
     trainer.console.print(
         f"done: {trainer.kimg:.3f} kimg in {format_duration(seconds)}; samples and snapshots in "
         f"'{trainer.out_dir}'\n  final losses: {losses or '-'}\n  last snapshot: '{trainer.last_snapshot}'\n"

@@ -21,7 +21,7 @@ from rich.console import Console
 from ganzoo.context import LossContext
 from ganzoo.engine import build, distributed, preflight, resume, runlog, speed
 from ganzoo.engine.checkpoint import Snapshot, list_snapshots, preserved_rng, seed_everything, sweep_temporaries
-from ganzoo.engine.ema import EMA, ramped_beta
+from ganzoo.engine.ema import EMA, mean_beta, ramped_beta
 from ganzoo.engine.guards import Preemption, RunLock
 from ganzoo.engine.runlog import Console80, MetricsLog, TensorBoardLog, now_iso, peak_memory_mb
 from ganzoo.engine.schedule import phases
@@ -278,8 +278,11 @@ class Trainer:
             self._step(self.opt_G, self.G, "G")
         finally:
             self.D.requires_grad_(True)
-        self.ema.update(self.G, ramped_beta(self.recipe.ema.beta, self.recipe.ema.rampup,
-                                            self.images - phase_start, state.batch_size))
+        ema = self.recipe.ema
+        beta = ramped_beta(ema.beta, ema.rampup, self.images - phase_start, state.batch_size)
+        if ema.mean_from_kimg:
+            beta = mean_beta(beta, self.images - round(ema.mean_from_kimg * 1000), state.batch_size)
+        self.ema.update(self.G, beta)
         self.step += 1
         return logged
 

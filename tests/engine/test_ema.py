@@ -1,4 +1,5 @@
-"""The EMA of G and its ramp-up ([ema] rampup): short averages as each phase begins, beta's later."""
+"""The EMA of G, its ramp-up ([ema] rampup: short averages as each phase begins, beta's later)
+and its running mean to the end ([ema] mean_from_kimg)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from safetensors.torch import load_file
 
 from ganzoo.cli import main
 from ganzoo.engine.checkpoint import list_snapshots
-from ganzoo.engine.ema import ramped_beta
+from ganzoo.engine.ema import mean_beta, ramped_beta
 from ganzoo.engine.trainer import Trainer
 from ganzoo.recipe import load_recipe
 
@@ -76,6 +77,75 @@ def test_a_ramped_run_resumes_bit_identically(tmp_path):
     """Stopped one iteration into the 16x16 fade and resumed, the ramped EMA matches a straight run."""
     def run(out: Path, *extra: str) -> int:
         sets = [a for s in [*TINY, f'run.out_dir="{out}"', "ema.beta=0.999", "ema.rampup=0.25",
+                            "train.snapshot_kimg=1", "train.sample_kimg=1", "train.sample_grid=4"]
+                for a in ("--set", s)]
+        return main(["run", str(RECIPE), *sets, *extra])
+
+    assert run(tmp_path / "straight") == 0
+    assert run(tmp_path / "resumed", "--set", "train.kimg=0.32") == 0
+    assert run(tmp_path / "resumed", "--resume") == 0
+    a, b = (load_file(str(list_snapshots(tmp_path / name / "checkpoints")[-1]))
+            for name in ("straight", "resumed"))
+    ema = [k for k in a if k.startswith("G_ema/")]
+    assert ema and all(torch.equal(a[k], b[k]) for k in ema)
+
+
+def test_mean_beta_weighs_every_step_equally():
+    """Folded in with mean_beta's decays, a sequence of values ends as the plain mean of the
+    values and of the EMA's value at the start, counted as 1 / (1 - beta) of them."""
+    beta, batch, start_value = 0.9, 8, 5.0
+    average, values = start_value, [float(v) for v in range(1, 41)]
+    for n, value in enumerate(values, 1):
+        decay = mean_beta(beta, n * batch, batch)
+        average = decay * average + (1 - decay) * value
+    seed = 1 / (1 - beta)  # 10 steps' worth
+    assert average == pytest.approx((seed * start_value + sum(values)) / (seed + len(values)))
+    assert mean_beta(beta, 0, batch) == mean_beta(beta, -80, batch) == beta  # not yet begun
+    assert beta < mean_beta(beta, batch, batch) < mean_beta(beta, 2 * batch, batch)
+
+
+def test_after_mean_from_kimg_g_ema_is_the_running_mean_of_g(tmp_path):
+    """In the trainer: from [ema] mean_from_kimg on, G-EMA is the mean of G's weights after each
+    step, seeded with G-EMA at the start (1 / (1 - beta) steps' worth)."""
+    start = 0.41  # inside the 16x16 stable stage, between two steps of 16
+    trainer = Trainer(load_recipe(str(RECIPE), [*TINY, f'run.out_dir="{tmp_path}"', "ema.beta=0.9",
+                                                f"ema.mean_from_kimg={start}"]))
+    while trainer.images < start * 1000:  # up to the step that crosses the start
+        trainer.train_iteration(trainer._apply_schedule())
+    names = [n for n, _ in trainer.G.named_parameters()]
+    since = trainer.images - start * 1000  # the crossing step is already in at this weight
+    assert 0 < since <= 16
+    seed = 1 / (1 - 0.9) + since / 16
+    total = {n: p.detach().clone() * seed for n, p in trainer.ema.model.named_parameters()}
+    plain = {n: p.detach().clone() for n, p in trainer.ema.model.named_parameters()}
+    steps = 0
+    while trainer.images < trainer.recipe.train.kimg * 1000:
+        trainer.train_iteration(trainer._apply_schedule())
+        steps += 1
+        for n, p in trainer.G.named_parameters():
+            total[n] += p.detach()
+            plain[n].lerp_(p.detach(), 0.1)
+    assert steps >= 4
+    ema = dict(trainer.ema.model.named_parameters())
+    for n in names:
+        torch.testing.assert_close(ema[n], total[n] / (seed + steps), rtol=1e-4, atol=1e-6)
+    # and not what beta alone would have made of the same steps
+    assert max(float((ema[n] - plain[n]).abs().max()) for n in names) > 1e-3
+
+
+def test_mean_from_kimg_is_checked(tmp_path, capsys):
+    code = main(["run", str(RECIPE), *(a for s in [*TINY, f'run.out_dir="{tmp_path}"',
+                                                    "ema.mean_from_kimg=-1"] for a in ("--set", s))])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "mean_from_kimg" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_with_a_running_mean_resumes_bit_identically(tmp_path):
+    """Stopped inside the running mean and resumed, G-EMA matches a straight run's bit for bit:
+    the mean's weights follow from the image count alone."""
+    def run(out: Path, *extra: str) -> int:
+        sets = [a for s in [*TINY, f'run.out_dir="{out}"', "ema.mean_from_kimg=0.2",
                             "train.snapshot_kimg=1", "train.sample_kimg=1", "train.sample_grid=4"]
                 for a in ("--set", s)]
         return main(["run", str(RECIPE), *sets, *extra])
