@@ -31,7 +31,7 @@ def mean_beta(beta: float, images_since_start: int, batch_size: int) -> float:
     if images_since_start <= 0:
         return beta
     seed = batch_size / (1.0 - beta)  # the images the EMA's average spans
-    return max(beta, 1.0 - batch_size / (seed + images_since_start))
+    return 1.0 - batch_size / (seed + images_since_start)  # > beta for any later image
 
 
 class EMA:
