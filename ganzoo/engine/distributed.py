@@ -38,6 +38,17 @@ def init(device_kind: str) -> Dist:
     return info
 
 
+def shutdown(info: Dist, clean: bool) -> None:
+    """Leave the process group before the interpreter exits: a gloo/nccl group torn down by
+    the exit handlers aborts the process ("terminate called without an active exception").
+    On a clean finish every rank first waits for the others (rank 0 writes the last files)."""
+    if not (info.enabled and dist.is_initialized()):
+        return
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def device_for(info: Dist, device: torch.device) -> torch.device:
     return torch.device("cuda", info.local_rank) if device.type == "cuda" else device
 

@@ -127,6 +127,14 @@ class Trainer:
     # ------------------------------------------------------------------------------ the run
 
     def run(self) -> None:
+        clean = False
+        try:
+            self._run()
+            clean = True
+        finally:
+            distributed.shutdown(self.dist, clean)
+
+    def _run(self) -> None:
         recipe = self.recipe
         total = round(recipe.train.kimg * 1000)
         if self.dist.is_main:
